@@ -1,0 +1,44 @@
+# lr_lightning: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the CPU torch build, then the package (skipped when done)
+
+demo: $(STAMP)  ## fit sourdough, test the best checkpoint, compare with least squares
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)  ## ruff and the whole pytest suite (what CI runs)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	TORCH_FORCE_WEIGHTS_ONLY_LOAD=1 $(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the suite without tests marked slow
+	TORCH_FORCE_WEIGHTS_ONLY_LOAD=1 $(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)  ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:  ## remove the venv, runs and caches
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,16 @@
+"""lr_lightning: linear, multi-output and logistic regression with PyTorch Lightning, run from the Lightning CLI."""
+
+from lr_lightning.closed_form import least_squares, ridge
+from lr_lightning.data import InMemoryDataModule, SourdoughDataModule
+from lr_lightning.models import LinearModelBase, LinearRegression, MultiOutputRegression
+
+__all__ = [
+    "InMemoryDataModule",
+    "LinearModelBase",
+    "LinearRegression",
+    "MultiOutputRegression",
+    "SourdoughDataModule",
+    "least_squares",
+    "ridge",
+]
+__version__ = "0.1.0"

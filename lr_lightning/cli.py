@@ -1,0 +1,182 @@
+"""The ``lr-lightning`` command: LightningCLI with lr_lightning's defaults.
+
+Run ``lr-lightning fit --config configs/sourdough.yaml``; then ``test``, ``validate`` or ``predict`` with
+``--ckpt_path PATH`` in a fresh process. ``lr-lightning fit --print_config`` prints a full config to start from.
+
+What this CLI adds to Lightning's:
+
+* model and data in subclass mode: configs name ``class_path`` and ``init_args``;
+* the data's shape flows into the model (``data.num_features -> model.in_features`` and so on), so no config
+  repeats the data's dimensions;
+* a TensorBoard logger under ``runs/<experiment>/version_N``: every run gets a new version folder;
+* two checkpoints: the best epoch by ``val_loss`` (``best_checkpoint``) and the latest epoch for resuming
+  (``latest_checkpoint``);
+* seeded by default (``seed_everything: 0``), the resolved config saved in the run folder;
+* ``predict`` writes ``predictions.csv`` into its run folder;
+* checkpoints are loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from torch.optim import Optimizer
+
+from lr_lightning.callbacks import CSVPredictionWriter
+from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.models.base import LinearModelBase
+
+__all__ = ["LRLightningCLI", "cli", "main"]
+
+#: Where runs go unless a config says otherwise: runs/<experiment>/version_N.
+DEFAULT_LOGGER = {
+    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+    "init_args": {"save_dir": "runs", "name": "default"},
+}
+
+#: The optimizer when a config names none; configs choose their own in ``optimizer:``.
+DEFAULT_OPTIMIZER = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
+
+
+class LRLightningCLI(LightningCLI):
+    """LightningCLI with the links, callbacks and defaults of lr_lightning (see the module docstring)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link the data's shape and names into the model; add the checkpoint and prediction callbacks."""
+        parser.link_arguments("data.num_features", "model.init_args.in_features", apply_on="instantiate")
+        parser.link_arguments("data.num_targets", "model.init_args.out_features", apply_on="instantiate")
+        parser.link_arguments("data.target_names", "model.init_args.target_names", apply_on="instantiate")
+        parser.link_arguments("data.feature_names", "model.init_args.feature_names", apply_on="instantiate")
+
+        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
+        parser.set_defaults(
+            {
+                "best_checkpoint.monitor": "val_loss",
+                "best_checkpoint.mode": "min",
+                "best_checkpoint.save_top_k": 1,
+                "best_checkpoint.filename": "best-{epoch}-{step}",
+            }
+        )
+        # Lightning's `last.ckpt` follows the best epoch when top-k is on, so it is no resume point; this
+        # callback keeps exactly the latest epoch instead, overwriting `latest.ckpt`.
+        parser.add_lightning_class_args(ModelCheckpoint, "latest_checkpoint")
+        parser.set_defaults(
+            {
+                "latest_checkpoint.monitor": None,
+                "latest_checkpoint.save_top_k": 1,
+                "latest_checkpoint.filename": "latest",
+                "latest_checkpoint.enable_version_counter": False,
+            }
+        )
+        parser.add_lightning_class_args(CSVPredictionWriter, "prediction_writer")
+
+        parser.add_optimizer_args((Optimizer,))
+        parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "trainer.logger": DEFAULT_LOGGER})
+
+    def _parse_ckpt_path(self) -> None:
+        """Take the model's hyperparameters from ``--ckpt_path`` (loaded with ``weights_only=True``).
+
+        Lightning's own version needs the ``_class_path`` that ``load_from_checkpoint_support`` writes into
+        every checkpoint; ours keeps checkpoints free of it and uses the model class named in the config.
+        """
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        model_config = self.config[subcommand].get("model")
+        if not hparams or model_config is None or not model_config.get("class_path"):
+            return
+        overrides = {"class_path": model_config["class_path"], "init_args": hparams}
+        self.config = self.parser.parse_object({subcommand: {"model": overrides}}, self.config)
+
+    def before_instantiate_classes(self) -> None:
+        """Load checkpoints with ``weights_only=True`` unless the command line says otherwise."""
+        if self.subcommand is not None:
+            config = self.config[self.subcommand]
+            if "weights_only" in config and config["weights_only"] is None:
+                config["weights_only"] = True
+
+    def after_fit(self) -> None:
+        """Say where the run went: checkpoints and the TensorBoard command."""
+        if self.trainer.global_rank != 0:
+            return
+        best = self.best_checkpoint_path
+        latest = self.latest_checkpoint_path
+        log_dir = self.trainer.log_dir
+        if best:
+            print(f"Best checkpoint (by val_loss): {best}")
+        if latest:
+            print(f"Latest checkpoint (resume with --ckpt_path): {latest}")
+        if log_dir:
+            print(f"Run folder: {log_dir}")
+            print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
+
+    def _checkpoint_callback(self, key: str) -> ModelCheckpoint | None:
+        target = self._get(self.config_init, key)
+        return target if isinstance(target, ModelCheckpoint) else None
+
+    @property
+    def best_checkpoint_path(self) -> str:
+        """Path of the best checkpoint written by the last ``fit`` ('' if none)."""
+        callback = self._checkpoint_callback("best_checkpoint")
+        return callback.best_model_path if callback is not None else ""
+
+    @property
+    def latest_checkpoint_path(self) -> str:
+        """Path of the latest-epoch checkpoint written by the last ``fit`` ('' if none)."""
+        callback = self._checkpoint_callback("latest_checkpoint")
+        return callback.best_model_path if callback is not None else ""
+
+
+def cli(args: ArgsType = None, run: bool = True, **kwargs: Any) -> LRLightningCLI:
+    """Build (and by default run) the CLI; what ``lr-lightning`` does, callable from Python and tests.
+
+    Args:
+        args: command-line arguments (a list, as from the shell); ``None`` reads ``sys.argv``.
+        run: run the subcommand; ``False`` only instantiates the classes.
+        kwargs: further ``LightningCLI`` arguments.
+
+    Returns:
+        The CLI, whose ``trainer``, ``model`` and ``datamodule`` can be inspected after the run.
+
+    """
+    # Lightning 2.6 calls jsonargparse APIs that jsonargparse 4.49+ marks deprecated; users cannot act on that.
+    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+    # The optimizer group deliberately replaces the model's fallback `configure_optimizers`.
+    warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
+    kwargs.setdefault("save_config_kwargs", {"overwrite": False})
+    return LRLightningCLI(
+        model_class=LinearModelBase,
+        datamodule_class=InMemoryDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        load_from_checkpoint_support=False,
+        args=args,
+        run=run,
+        **kwargs,
+    )
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point of ``lr-lightning`` and ``python -m lr_lightning``.
+
+    Args:
+        args: command-line arguments; ``None`` reads ``sys.argv``.
+
+    """
+    cli(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+r"""What every linear model shares: the affine layer, input scaling, the stage-keyed step, metrics and logging.
+
+A model here is :math:`z = W \tilde{x} + b` on standardized features :math:`\tilde{x} = (x - \mu) / \sigma`,
+followed by a model-specific output map (identity and target un-scaling for regression, sigmoid or softmax for
+classification). :math:`\mu, \sigma` are buffers filled from the DataModule at the start of ``fit``, so a
+checkpoint carries them and the loaded model maps *raw* features to predictions.
+
+Subclasses implement :meth:`LinearModelBase.configure_metrics`, :meth:`LinearModelBase.compute_loss` and
+:meth:`LinearModelBase.decode`; the rest lives here once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+__all__ = ["STAGES", "LinearModelBase"]
+
+STAGES = ("train", "val", "test")
+
+
+class LinearModelBase(pl.LightningModule, ABC):
+    """Shared base of the linear models.
+
+    Args:
+        in_features: D, the number of input features (linked from the DataModule by the CLI).
+        num_outputs: width of the affine layer: K targets, one logit (binary) or one per class.
+        bias: learn an intercept.
+        feature_names: names of the D features, used in coefficient tables and figures.
+
+    Buffers (saved in every checkpoint):
+        feature_mean: shape (D,), subtracted from raw features.
+        feature_scale: shape (D,), divides the centred features.
+
+    """
+
+    #: Log each metric per output (``val_r2/flavour``) besides its mean over outputs (``val_r2``).
+    per_output_metrics: bool = False
+
+    def __init__(
+        self,
+        in_features: int,
+        num_outputs: int,
+        bias: bool = True,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if in_features < 1:
+            raise ValueError(f"in_features must be >= 1, got {in_features}")
+        if num_outputs < 1:
+            raise ValueError(f"the number of outputs must be >= 1, got {num_outputs}")
+        if feature_names is not None and len(feature_names) != in_features:
+            raise ValueError(f"feature_names has {len(feature_names)} names but in_features={in_features}")
+        # Records the concrete class's constructor arguments (Lightning walks up the __init__ frames); the
+        # layer width is derived from them, so it is not a hyperparameter of its own.
+        self.save_hyperparameters(ignore=["num_outputs"])
+        self.feature_names = list(feature_names) if feature_names else [f"x{i}" for i in range(in_features)]
+        self.linear = nn.Linear(in_features, num_outputs, bias=bias)
+        self.register_buffer("feature_mean", torch.zeros(in_features))
+        self.register_buffer("feature_scale", torch.ones(in_features))
+        metrics = self.configure_metrics()
+        # One collection per stage, so train/val/test states never mix (ModuleDict keys cannot be "train" etc.
+        # clashing with Module attributes, hence the suffix).
+        self.metrics = nn.ModuleDict({f"{stage}_metrics": metrics.clone(prefix=f"{stage}_") for stage in STAGES})
+
+    # -- what a model file provides ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def configure_metrics(self) -> MetricCollection:
+        """Metrics updated with ``(decode(z), targets)``; cloned once per stage."""
+
+    @abstractmethod
+    def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """Return the training objective, a scalar, from layer outputs z of shape (B, num_outputs)."""
+
+    @abstractmethod
+    def decode(self, outputs: Tensor) -> Tensor:
+        """Map layer outputs z (B, num_outputs) to predictions in the user's units."""
+
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the outputs used in per-output metric tags and prediction files."""
+        return [f"y{i}" for i in range(self.linear.out_features)]
+
+    def output_affine(self) -> tuple[Tensor, Tensor]:
+        """Scale and shift (num_outputs,) taking z to output units; identity unless targets are standardized."""
+        ones = torch.ones(self.linear.out_features, device=self.feature_mean.device)
+        return ones, torch.zeros_like(ones)
+
+    # -- the model -----------------------------------------------------------------------------------------------
+
+    def standardize(self, features: Tensor) -> Tensor:
+        """Raw features (B, D) -> standardized features (B, D)."""
+        return (features - self.feature_mean) / self.feature_scale
+
+    def forward(self, features: Tensor) -> Tensor:
+        """Raw features (B, D) -> predictions (B, num_outputs) in the user's units."""
+        return self.decode(self.linear(self.standardize(features)))  # (B, D) -> (B, K)
+
+    def set_scaling(self, feature_mean: Tensor, feature_scale: Tensor, **_: Tensor) -> None:
+        """Store the feature scaling fitted by the DataModule (shape (D,) each)."""
+        expected = (self.hparams.in_features,)
+        if tuple(feature_mean.shape) != expected or tuple(feature_scale.shape) != expected:
+            raise ValueError(
+                f"feature scaling has shape {tuple(feature_mean.shape)} but the model has {expected[0]} features"
+            )
+        self.feature_mean.copy_(feature_mean)
+        self.feature_scale.copy_(feature_scale)
+
+    def setup(self, stage: str) -> None:
+        """At the start of ``fit``, take the scaling fitted by the DataModule on its training rows."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "scaling_statistics"):
+            statistics = datamodule.scaling_statistics()
+            self.set_scaling(**vars(statistics))
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """Weights in original units, shape (num_outputs, D), as scikit-learn's ``coef_``."""
+        return self._raw_affine()[0]
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        """Intercepts in original units, shape (num_outputs,), as scikit-learn's ``intercept_``."""
+        return self._raw_affine()[1]
+
+    @torch.no_grad()
+    def _raw_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""Fold the scaling into the layer: :math:`s \odot (W (x - \mu) / \sigma + b) + t = W' x + b'`."""
+        weight = self.linear.weight.double()  # (K, D)
+        bias = self.linear.bias.double() if self.linear.bias is not None else torch.zeros(weight.shape[0])
+        scale, shift = (t.double().cpu() for t in self.output_affine())
+        weight_per_feature = weight.cpu() / self.feature_scale.double().cpu()  # (K, D)
+        coef = scale[:, None] * weight_per_feature
+        intercept = scale * (bias.cpu() - weight_per_feature @ self.feature_mean.double().cpu()) + shift
+        return coef.numpy(), intercept.numpy()
+
+    # -- training, evaluation, prediction ----------------------------------------------------------------------------
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        features, targets = batch  # (B, D), (B, K) or (B,)
+        outputs = self.linear(self.standardize(features))  # (B, D) -> (B, num_outputs)
+        loss = self.compute_loss(outputs, targets)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=features.shape[0], sync_dist=True)
+        if stage != "train":
+            self.metrics[f"{stage}_metrics"].update(self.decode(outputs), targets)
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """One optimization step's loss on a training batch."""
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Loss and metrics on a validation batch."""
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Loss and metrics on a test batch."""
+        return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """Predictions (B, num_outputs) in the user's units for a batch of raw features."""
+        return self(batch[0])
+
+    def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
+        """Columns of the prediction file from ``predict_step`` outputs (N, num_outputs): one per output name."""
+        values = predictions.double().numpy()
+        return {name: values[:, j].tolist() for j, name in enumerate(self.output_names)}
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        collection = self.metrics[f"{stage}_metrics"]
+        for name, value in collection.compute().items():
+            value = value.float()
+            self.log(name, value.mean(), sync_dist=False)
+            if self.per_output_metrics and value.numel() > 1:
+                for output_name, output_value in zip(self.output_names, value, strict=True):
+                    self.log(f"{name}/{output_name}", output_value, sync_dist=False)
+        collection.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation metrics (torchmetrics has synced them across processes)."""
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        """Log the test metrics."""
+        self._log_epoch_metrics("test")
+
+    def configure_optimizers(self) -> Any:
+        """SGD with lr 0.1 for use outside the CLI; the CLI's ``optimizer:`` group replaces it."""
+        return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -1,0 +1,103 @@
+r"""Linear regression: one or several real-valued targets, mean squared error."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from lr_lightning.models.base import LinearModelBase
+
+__all__ = ["LinearRegression"]
+
+
+class LinearRegression(LinearModelBase):
+    r"""Least-squares linear regression :math:`\hat{y} = W x + b` trained by gradient-based optimization.
+
+    The loss is the mean-reduced squared error over the B rows and K targets of a batch,
+
+    .. math::
+
+        L(W, b) = \frac{1}{B K} \sum_{i=1}^{B} \lVert \tilde{y}_i - (W \tilde{x}_i + b) \rVert_2^2,
+
+    on standardized features :math:`\tilde{x}` and on targets :math:`\tilde{y}` that are standardized only when
+    the DataModule was asked to (``standardize_targets``); otherwise :math:`\tilde{y} = y` and the loss is the
+    plain MSE in the targets' units. Metrics (MSE, MAE, R²) are always computed in the targets' units.
+
+    Args:
+        in_features: D, the number of features (the CLI links it from ``data.num_features``).
+        out_features: K, the number of targets (linked from ``data.num_targets``).
+        bias: learn an intercept.
+        target_names: names of the K targets (linked from the data); name the prediction columns.
+        feature_names: names of the D features (linked from the data).
+
+    Buffers: ``feature_mean``/``feature_scale`` of shape (D,), ``target_mean``/``target_scale`` of shape (K,).
+
+    Attributes:
+        coef_: weights in original units, shape (K, D).
+        intercept_: intercepts in original units, shape (K,).
+
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int = 1,
+        bias: bool = True,
+        target_names: list[str] | None = None,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        if target_names is not None and len(target_names) != out_features:
+            raise ValueError(f"target_names has {len(target_names)} names but out_features={out_features}")
+        self.target_names = list(target_names) if target_names else [f"y{i}" for i in range(out_features)]
+        super().__init__(in_features, out_features, bias=bias, feature_names=feature_names)
+        self.register_buffer("target_mean", torch.zeros(out_features))
+        self.register_buffer("target_scale", torch.ones(out_features))
+
+    def configure_metrics(self) -> MetricCollection:
+        """MSE, MAE and R² per target (their means over targets are what ``val_mse`` etc. report)."""
+        num_outputs = len(self.target_names)
+        return MetricCollection(
+            {
+                "mse": MeanSquaredError(num_outputs=num_outputs),
+                "mae": MeanAbsoluteError(num_outputs=num_outputs),
+                "r2": R2Score(multioutput="raw_values"),
+            }
+        )
+
+    @property
+    def output_names(self) -> list[str]:
+        """The target names."""
+        return self.target_names
+
+    def output_affine(self) -> tuple[Tensor, Tensor]:
+        """Target scale and mean, shape (K,) each."""
+        return self.target_scale, self.target_mean
+
+    def set_scaling(
+        self,
+        feature_mean: Tensor,
+        feature_scale: Tensor,
+        target_mean: Tensor,
+        target_scale: Tensor,
+        **_: Tensor,
+    ) -> None:
+        """Store feature (D,) and target (K,) scaling fitted by the DataModule."""
+        super().set_scaling(feature_mean, feature_scale)
+        if target_mean.shape != self.target_mean.shape or target_scale.shape != self.target_scale.shape:
+            raise ValueError(
+                f"target scaling has shape {tuple(target_mean.shape)} but the model has "
+                f"{self.target_mean.shape[0]} targets"
+            )
+        self.target_mean.copy_(target_mean)
+        self.target_scale.copy_(target_scale)
+
+    def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """Mean squared error between outputs (B, K) and the (scaled) targets (B, K)."""
+        scaled_targets = (targets - self.target_mean) / self.target_scale  # (B, K), identity by default
+        return F.mse_loss(outputs, scaled_targets)
+
+    def decode(self, outputs: Tensor) -> Tensor:
+        """Map outputs (B, K) in scaled units to predictions (B, K) in the targets' units."""
+        return outputs * self.target_scale + self.target_mean

@@ -1,0 +1,123 @@
+"""Issue 2's path, end to end through real CLI invocations: fit -> test -> predict -> reload elsewhere."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lr_lightning import MultiOutputRegression, least_squares
+from lr_lightning.cli import cli
+from lr_lightning.data.sourdough import SOURDOUGH_FEATURES, SOURDOUGH_TARGETS
+from tests.conftest import CONFIGS, REPO, run_cli
+
+CONFIG = str(CONFIGS / "sourdough.yaml")
+OPTIMUM_MSE = 6.0605  # numpy lstsq with intercept, float64
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One real `lr-lightning fit` of the shipped config, in a temporary directory."""
+    workdir = tmp_path_factory.mktemp("sourdough")
+    result = run_cli(["fit", "--config", CONFIG], cwd=workdir)
+    run_dir = workdir / "runs" / "sourdough" / "version_0"
+    best = next((run_dir / "checkpoints").glob("best-*.ckpt"))
+    return {"workdir": workdir, "run_dir": run_dir, "best": best, "stdout": result.stdout}
+
+
+def test_fit_writes_run_folder(fitted: dict) -> None:
+    run_dir = fitted["run_dir"]
+    assert (run_dir / "config.yaml").is_file()
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert (run_dir / "checkpoints" / "latest.ckpt").is_file()
+    assert f"tensorboard --logdir {Path('runs') / 'sourdough'}" in fitted["stdout"]
+    assert str(Path("runs/sourdough/version_0/checkpoints") / fitted["best"].name) in fitted["stdout"]
+
+
+def test_training_reaches_least_squares_optimum(fitted: dict) -> None:
+    model = MultiOutputRegression.load_from_checkpoint(fitted["best"], weights_only=True)
+    with torch.no_grad():
+        predictions = model(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).double().numpy()
+    train_mse = float(np.mean((predictions - SOURDOUGH_TARGETS) ** 2))
+    assert train_mse <= OPTIMUM_MSE * 1.01
+
+    reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
+    assert model.coef_.shape == (2, 3) and model.intercept_.shape == (2,)
+    # float32 training: coefficients within 1e-3 relative of float64 least squares.
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-3)
+
+
+def test_checkpoint_is_self_contained(fitted: dict) -> None:
+    checkpoint = torch.load(fitted["best"], weights_only=True, map_location="cpu")
+    hparams = checkpoint["hyper_parameters"]
+    assert hparams["target_names"] == ["flavour", "crust"]
+    assert hparams["feature_names"] == ["proofing_time_h", "acidity_ph", "starter_age_days"]
+    assert hparams["in_features"] == 3 and hparams["out_features"] == 2
+    state = checkpoint["state_dict"]
+    features = torch.tensor(SOURDOUGH_FEATURES)
+    torch.testing.assert_close(state["feature_mean"].double(), features.mean(0), rtol=1e-6, atol=0)
+    torch.testing.assert_close(state["feature_scale"].double(), features.std(0, correction=0), rtol=1e-6, atol=0)
+
+
+def test_test_and_predict_from_checkpoint_in_fresh_processes(fitted: dict) -> None:
+    workdir, best = fitted["workdir"], str(fitted["best"])
+    tested = run_cli(["test", "--config", CONFIG, "--ckpt_path", best], cwd=workdir)
+    assert "test_loss" in tested.stdout and "test_r2/flavour" in tested.stdout
+
+    validated = run_cli(["validate", "--config", CONFIG, "--ckpt_path", best], cwd=workdir)
+    assert "val_loss" in validated.stdout
+
+    predicted = run_cli(["predict", "--config", CONFIG, "--ckpt_path", best], cwd=workdir)
+    line = next(x for x in predicted.stdout.splitlines() if x.startswith("Predictions written to "))
+    path = workdir / line.removeprefix("Predictions written to ")
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["flavour", "crust"]
+    assert len(rows) == 1 + 10
+    values = np.array(rows[1:], dtype=np.float64)
+    model = MultiOutputRegression.load_from_checkpoint(best, weights_only=True)
+    with torch.no_grad():
+        expected = model(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).numpy()
+    np.testing.assert_array_equal(values.astype(np.float32), expected)
+
+
+def test_reloaded_checkpoint_predicts_bit_for_bit(fitted: dict, tmp_path: Path) -> None:
+    out = tmp_path / "fresh.npy"
+    script = (
+        "import sys, numpy as np, torch\n"
+        "from lr_lightning import MultiOutputRegression\n"
+        "from lr_lightning.data.sourdough import SOURDOUGH_FEATURES\n"
+        "m = MultiOutputRegression.load_from_checkpoint(sys.argv[1], weights_only=True)\n"
+        "with torch.no_grad():\n"
+        "    np.save(sys.argv[2], m(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).numpy())\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(fitted["best"]), str(out)], check=True, cwd=REPO)
+    model = MultiOutputRegression.load_from_checkpoint(fitted["best"], weights_only=True)
+    with torch.no_grad():
+        here = model(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).numpy()
+    fresh = np.load(out)
+    assert fresh.dtype == here.dtype and np.array_equal(fresh, here)
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_second_fit_leaves_first_run_untouched(in_tmp_path: Path) -> None:
+    args = ["fit", "--config", CONFIG, "--trainer.max_epochs", "3"]
+    cli(args)
+    first = in_tmp_path / "runs" / "sourdough" / "version_0"
+    before = _digest(first)
+    assert "config.yaml" in before and any(name.startswith("checkpoints/") for name in before)
+    second = cli(args)
+    assert Path(second.trainer.log_dir).resolve() == (in_tmp_path / "runs" / "sourdough" / "version_1").resolve()
+    assert _digest(first) == before
