@@ -125,6 +125,13 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         self._splits: dict[str, slice] = {}
         self._scaling: ScalingStatistics | None = None
 
+    def __repr__(self) -> str:
+        # LightningDataModule's own __str__ builds every dataloader (loading the data) just to print sizes.
+        fields = ("batch_size", "val_fraction", "test_fraction", "standardize", "seed")
+        return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in fields)})"
+
+    __str__ = __repr__
+
     # -- what a subclass provides -------------------------------------------------------------------------------
 
     @abstractmethod
