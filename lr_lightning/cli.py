@@ -53,6 +53,10 @@ class LRLightningCLI(LightningCLI):
         parser.link_arguments("data.num_targets", "model.init_args.out_features", apply_on="instantiate")
         parser.link_arguments("data.target_names", "model.init_args.target_names", apply_on="instantiate")
         parser.link_arguments("data.feature_names", "model.init_args.feature_names", apply_on="instantiate")
+        # Classification data exposes num_classes/class_names instead of num_targets/target_names; jsonargparse
+        # skips a link whose source attribute the instantiated DataModule does not have.
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
 
         parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
         parser.set_defaults(
