@@ -19,6 +19,7 @@ What this CLI adds to Lightning's:
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from torch.optim import Optimizer
 
 from lr_lightning.callbacks import CSVPredictionWriter
 from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase
 
 __all__ = ["LRLightningCLI", "cli", "main"]
@@ -179,7 +181,12 @@ def main(args: ArgsType = None) -> None:
         args: command-line arguments; ``None`` reads ``sys.argv``.
 
     """
-    cli(args)
+    try:
+        cli(args)
+    except InputError as error:
+        # A mistake in the user's input, raised before any run folder or checkpoint is written: say what it is.
+        print(f"lr-lightning: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
