@@ -2,12 +2,13 @@
 
 from lr_lightning.closed_form import least_squares, ridge
 from lr_lightning.data import InMemoryDataModule, SourdoughDataModule
-from lr_lightning.models import LinearModelBase, LinearRegression, MultiOutputRegression
+from lr_lightning.models import LinearModelBase, LinearRegression, LogisticRegression, MultiOutputRegression
 
 __all__ = [
     "InMemoryDataModule",
     "LinearModelBase",
     "LinearRegression",
+    "LogisticRegression",
     "MultiOutputRegression",
     "SourdoughDataModule",
     "least_squares",

@@ -47,11 +47,14 @@ def test_training_reaches_least_squares_optimum(fitted: dict) -> None:
     train_mse = float(np.mean((predictions - SOURDOUGH_TARGETS) ** 2))
     assert train_mse <= OPTIMUM_MSE * 1.01
 
+    # Near the optimum the MSE is flat along the acidity direction, so the epoch with the lowest float32 val_loss
+    # need not hold the closest coefficients; the last epoch's do.
+    final = MultiOutputRegression.load_from_checkpoint(fitted["run_dir"] / "checkpoints" / "latest.ckpt")
     reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
-    assert model.coef_.shape == (2, 3) and model.intercept_.shape == (2,)
+    assert final.coef_.shape == (2, 3) and final.intercept_.shape == (2,)
     # float32 training: coefficients within 1e-3 relative of float64 least squares.
-    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-3)
+    np.testing.assert_allclose(final.coef_, reference.coef_, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(final.intercept_, reference.intercept_, rtol=1e-3)
 
 
 def test_checkpoint_is_self_contained(fitted: dict) -> None:

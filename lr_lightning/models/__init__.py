@@ -2,6 +2,7 @@
 
 from lr_lightning.models.base import LinearModelBase
 from lr_lightning.models.linear import LinearRegression
+from lr_lightning.models.logistic import LogisticRegression
 from lr_lightning.models.multi_output import MultiOutputRegression
 
-__all__ = ["LinearModelBase", "LinearRegression", "MultiOutputRegression"]
+__all__ = ["LinearModelBase", "LinearRegression", "LogisticRegression", "MultiOutputRegression"]

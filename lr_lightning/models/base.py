@@ -149,8 +149,12 @@ class LinearModelBase(pl.LightningModule, ABC):
         loss = self.compute_loss(outputs, targets)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=features.shape[0], sync_dist=True)
         if stage != "train":
-            self.metrics[f"{stage}_metrics"].update(self.decode(outputs), targets)
+            self.update_metrics(stage, outputs, targets)
         return loss
+
+    def update_metrics(self, stage: str, outputs: Tensor, targets: Tensor) -> None:
+        """Update the stage's metrics from layer outputs z (B, num_outputs); default: ``(decode(z), targets)``."""
+        self.metrics[f"{stage}_metrics"].update(self.decode(outputs), targets)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """One optimization step's loss on a training batch."""

@@ -1,0 +1,177 @@
+r"""Logistic regression: binary (one logit) and multi-class (softmax), trained on the log-loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+from torchmetrics import AUROC, Accuracy, F1Score, MetricCollection
+
+from lr_lightning.errors import InputError
+from lr_lightning.models.base import LinearModelBase
+
+__all__ = ["LOSSES", "LogisticRegression", "validate_labels"]
+
+LOSSES = ("cross_entropy", "mse")
+
+
+def validate_labels(labels: Tensor, num_classes: int, where: str = "the training labels") -> None:
+    """Check class labels before training, with errors that say what is wrong.
+
+    ``BCEWithLogitsLoss`` accepts any float target without complaint, and a class index out of range on a GPU
+    becomes a device-side assert, so labels are checked here, once, on the CPU.
+
+    Args:
+        labels: labels of shape (N,).
+        num_classes: C; labels must be integers in ``0..C-1``.
+        where: what the labels are, for the message.
+
+    Raises:
+        InputError: continuous (non-integer) targets, labels outside ``0..C-1``, or a single class present.
+
+    """
+    if labels.numel() == 0:
+        raise InputError(f"{where} are empty")
+    if labels.is_floating_point():
+        fractional = labels != torch.round(labels)
+        if bool(fractional.any()):
+            row = int(fractional.nonzero()[0, 0])
+            raise InputError(
+                f"{where} look continuous (row {row} holds {labels[row].item()!r}): logistic regression needs "
+                "class labels; use a regression model for continuous targets"
+            )
+    values = labels.long()
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        row = int((values == bad).nonzero()[0, 0])
+        raise InputError(
+            f"{where} hold label {bad} (row {row}) outside 0..{num_classes - 1} for num_classes={num_classes}"
+        )
+    present = torch.unique(values)
+    if present.numel() < 2:
+        raise InputError(f"{where} hold a single class ({int(present[0])}): a classifier needs at least two")
+
+
+class LogisticRegression(LinearModelBase):
+    r"""Linear classifier :math:`p(y \mid x) = \sigma(W x + b)` (binary) or :math:`\mathrm{softmax}(W x + b)`.
+
+    With two classes the layer has one logit :math:`z` and the loss is the binary log-loss in its stable form
+    (``BCEWithLogitsLoss``; never a sigmoid followed by a log),
+
+    .. math::
+
+        L = -\frac{1}{B} \sum_{i=1}^{B} \big[ y_i \log \sigma(z_i) + (1 - y_i) \log (1 - \sigma(z_i)) \big];
+
+    with :math:`C \ge 3` classes the layer has C logits and the loss is the softmax cross-entropy
+    :math:`L = -\frac{1}{B} \sum_i \log \mathrm{softmax}(z_i)_{y_i}`. ``loss="mse"`` instead trains on
+    :math:`\frac{1}{B} \sum_i (\sigma(z_i) - y_i)^2` (one-hot targets for C >= 3): flat where the sigmoid
+    saturates, so it learns slower — the course notebook's lesson, kept for teaching; cross-entropy is the
+    default.
+
+    Args:
+        in_features: D, the number of features (linked from ``data.num_features``).
+        num_classes: C >= 2 (linked from ``data.num_classes``).
+        bias: learn an intercept.
+        loss: ``"cross_entropy"`` (the log-loss) or ``"mse"`` on the probabilities.
+        class_names: names of the C classes (linked from the data); string labels come back as strings.
+        feature_names: names of the D features (linked from the data).
+
+    Attributes:
+        coef_: weights in original feature units, shape (1, D) for binary, (C, D) otherwise, as scikit-learn.
+        intercept_: shape (1,) or (C,).
+
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int = 2,
+        bias: bool = True,
+        loss: str = "cross_entropy",
+        class_names: list[str] | None = None,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
+        self.num_classes = num_classes
+        self.class_names = [str(c) for c in class_names] if class_names else [str(c) for c in range(num_classes)]
+        num_outputs = 1 if num_classes == 2 else num_classes
+        super().__init__(in_features, num_outputs, bias=bias, feature_names=feature_names)
+
+    @property
+    def is_binary(self) -> bool:
+        """Two classes, one logit."""
+        return self.num_classes == 2
+
+    def configure_metrics(self) -> MetricCollection:
+        """Accuracy, AUROC and F1: binary, or over C classes (accuracy over rows, AUROC and F1 macro-averaged)."""
+        if self.is_binary:
+            return MetricCollection(
+                {"acc": Accuracy(task="binary"), "auroc": AUROC(task="binary"), "f1": F1Score(task="binary")}
+            )
+        classes: dict[str, Any] = {"task": "multiclass", "num_classes": self.num_classes}
+        return MetricCollection(
+            {
+                "acc": Accuracy(**classes, average="micro"),
+                "auroc": AUROC(**classes, average="macro"),
+                "f1": F1Score(**classes, average="macro"),
+            }
+        )
+
+    @property
+    def output_names(self) -> list[str]:
+        """The class names."""
+        return self.class_names
+
+    def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """Log-loss (or MSE on probabilities) of logits (B, 1 or C) against labels (B,)."""
+        if self.hparams.loss == "mse":
+            probabilities = self.probabilities(outputs)  # (B, C)
+            one_hot = F.one_hot(targets.long(), self.num_classes).to(probabilities.dtype)
+            if self.is_binary:
+                return F.mse_loss(probabilities[:, 1], one_hot[:, 1])
+            return F.mse_loss(probabilities, one_hot)
+        if self.is_binary:
+            return F.binary_cross_entropy_with_logits(outputs.squeeze(-1), targets.to(outputs.dtype))
+        return F.cross_entropy(outputs, targets.long())
+
+    def probabilities(self, outputs: Tensor) -> Tensor:
+        """Class probabilities (B, C) from logits (B, 1) or (B, C)."""
+        if self.is_binary:
+            positive = torch.sigmoid(outputs)  # (B, 1)
+            return torch.cat([1.0 - positive, positive], dim=-1)  # (B, 2)
+        return torch.softmax(outputs, dim=-1)
+
+    def decode(self, outputs: Tensor) -> Tensor:
+        """Map logits to class probabilities (B, C)."""
+        return self.probabilities(outputs)
+
+    def update_metrics(self, stage: str, outputs: Tensor, targets: Tensor) -> None:
+        """Binary metrics take the positive class's probability (B,); multi-class ones all C columns."""
+        probabilities = self.probabilities(outputs)
+        predictions = probabilities[:, 1] if self.is_binary else probabilities
+        self.metrics[f"{stage}_metrics"].update(predictions, targets.long())
+
+    def setup(self, stage: str) -> None:
+        """Besides the scaling, check the training labels against ``num_classes`` before the first step."""
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "split_tensors"):
+            _, labels = datamodule.split_tensors("train")
+            validate_labels(labels, self.num_classes)
+
+    def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
+        """One probability column per class (``p_<class>``) and the predicted ``label`` as a class name."""
+        probabilities = predictions.double()
+        columns: dict[str, list[Any]] = {
+            f"p_{name}": probabilities[:, j].tolist() for j, name in enumerate(self.class_names)
+        }
+        columns["label"] = [self.class_names[j] for j in probabilities.argmax(dim=-1).tolist()]
+        return columns
