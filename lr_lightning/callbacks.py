@@ -39,15 +39,21 @@ class CSVPredictionWriter(BasePredictionWriter):
         predictions: Sequence[Any],
         batch_indices: Sequence[Any],
     ) -> None:
-        """Concatenate the batches' predictions and write them (rank zero only)."""
+        """Concatenate the batches' predictions, gather them from every process, and write them once."""
         if predictions and isinstance(predictions[0], list):  # several predict dataloaders: use the first
             predictions = predictions[0]
         outputs = torch.cat([p.detach().cpu() for p in predictions]) if predictions else torch.empty(0, 0)
-        self._write(trainer, pl_module, outputs)
+        # Under DDP each rank predicted its own contiguous block of rows, in rank order; both calls below are
+        # collectives, so every rank makes them.
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            blocks: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(blocks, outputs)
+            outputs = torch.cat([block for block in blocks if block.numel()])
+        directory = trainer.log_dir or trainer.default_root_dir
+        self._write(directory, pl_module, outputs)
 
     @rank_zero_only
-    def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: torch.Tensor) -> None:
-        directory = trainer.log_dir or trainer.default_root_dir
+    def _write(self, directory: str, pl_module: pl.LightningModule, outputs: torch.Tensor) -> None:
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, self.filename)
         columns = pl_module.prediction_columns(outputs)

@@ -114,11 +114,11 @@ class LRLightningCLI(LightningCLI):
 
     def after_fit(self) -> None:
         """Say where the run went: checkpoints and the TensorBoard command."""
+        log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
         if self.trainer.global_rank != 0:
             return
         best = self.best_checkpoint_path
         latest = self.latest_checkpoint_path
-        log_dir = self.trainer.log_dir
         if best:
             print(f"Best checkpoint (by val_loss): {best}")
         if latest:
@@ -183,6 +183,9 @@ def main(args: ArgsType = None) -> None:
     """
     try:
         cli(args)
+        # Lightning leaves a DDP process group open; torch's gloo threads then abort the interpreter at exit.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     except InputError as error:
         # A mistake in the user's input, raised before any run folder or checkpoint is written: say what it is.
         print(f"lr-lightning: error: {error}", file=sys.stderr)

@@ -181,10 +181,12 @@ class LinearModelBase(pl.LightningModule, ABC):
         collection = self.metrics[f"{stage}_metrics"]
         for name, value in collection.compute().items():
             value = value.float()
-            self.log(name, value.mean(), sync_dist=False)
+            # compute() has already synced the metric across processes, so every rank holds the same value and
+            # sync_dist only averages equal numbers (and keeps Lightning from warning under DDP).
+            self.log(name, value.mean(), sync_dist=True)
             if self.per_output_metrics and value.numel() > 1:
                 for output_name, output_value in zip(self.output_names, value, strict=True):
-                    self.log(f"{name}/{output_name}", output_value, sync_dist=False)
+                    self.log(f"{name}/{output_name}", output_value, sync_dist=True)
         collection.reset()
 
     def on_validation_epoch_end(self) -> None:
