@@ -49,3 +49,16 @@ def test_drop_last_and_bad_arguments() -> None:
         InMemoryBatchLoader(x, batch_size=0)
     with pytest.raises(ValueError, match="same number of rows"):
         InMemoryBatchLoader(x, torch.zeros(9, 1), batch_size=2)
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4])
+def test_evaluation_shards_cover_every_row_once(world_size: int) -> None:
+    x = torch.arange(103.0)[:, None]
+    shards = [
+        InMemoryBatchLoader(x, batch_size=8, rank=r, world_size=world_size, equal_shards=False)
+        for r in range(world_size)
+    ]
+    rows = [row for shard in shards for row in _rows(shard)]
+    assert rows == list(range(103))  # rank order is row order: predictions gathered by rank line up
+    sizes = [shard.rows_per_rank for shard in shards]
+    assert max(sizes) - min(sizes) <= 1

@@ -1,13 +1,18 @@
-"""LightningDataModules: each one file, all on the shared :class:`InMemoryDataModule` base."""
+"""DataModules of lr_lightning: in-memory tables with seeded splits and scaling fitted on the training rows."""
 
 from lr_lightning.data.base import ArrayData, InMemoryDataModule, ScalingStatistics
+from lr_lightning.data.data2d import Data2DDataModule
 from lr_lightning.data.loader import InMemoryBatchLoader
 from lr_lightning.data.sourdough import SourdoughDataModule
+from lr_lightning.data.synthetic import SyntheticClassificationDataModule, SyntheticRegressionDataModule
 
 __all__ = [
     "ArrayData",
+    "Data2DDataModule",
     "InMemoryBatchLoader",
     "InMemoryDataModule",
     "ScalingStatistics",
     "SourdoughDataModule",
+    "SyntheticClassificationDataModule",
+    "SyntheticRegressionDataModule",
 ]

@@ -22,9 +22,11 @@ class InMemoryBatchLoader:
     uninterrupted run would. Lightning calls :meth:`set_epoch` through ``loader.sampler`` at the start of each
     epoch, as it does for a ``DistributedSampler``.
 
-    Under DDP each rank takes a disjoint shard of the epoch's permutation; every rank gets the same number of
-    rows (the last ``N % world_size`` rows of the permutation are skipped that epoch), so all ranks run the same
-    number of steps and no collective waits forever.
+    Under DDP each rank takes a disjoint shard of the epoch's permutation. For training (``equal_shards=True``)
+    every rank gets the same number of rows (the last ``N % world_size`` rows of the permutation are skipped that
+    epoch), so all ranks run the same number of optimizer steps and no gradient all-reduce waits forever. For
+    evaluation and prediction (``equal_shards=False``) the shards are contiguous blocks that cover every row, the
+    first ``N % world_size`` ranks taking one row more, so no row goes unscored or unpredicted.
 
     Args:
         tensors: tensors with the same first dimension N, e.g. features (N, D) and targets (N, K).
@@ -34,6 +36,7 @@ class InMemoryBatchLoader:
         drop_last: drop the last incomplete batch.
         rank: this process's rank.
         world_size: number of processes sharing the data.
+        equal_shards: give every rank the same number of rows (training) rather than covering all rows.
 
     """
 
@@ -46,6 +49,7 @@ class InMemoryBatchLoader:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        equal_shards: bool = True,
     ) -> None:
         if not tensors:
             raise ValueError("InMemoryBatchLoader needs at least one tensor")
@@ -63,6 +67,7 @@ class InMemoryBatchLoader:
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size
+        self.equal_shards = equal_shards
         self.epoch = 0
 
     #: Lightning inspects ``loader.batch_sampler`` like a DataLoader's; batches are formed here, not by a sampler.
@@ -78,10 +83,18 @@ class InMemoryBatchLoader:
         self.epoch = epoch
 
     @property
+    def shard(self) -> tuple[int, int]:
+        """``(offset, rows)``: where this rank's block starts in the epoch's order and how many rows it has."""
+        n_rows = self.tensors[0].shape[0]
+        base, extra = divmod(n_rows, self.world_size)
+        if self.equal_shards:
+            return self.rank * base, base
+        return self.rank * base + min(self.rank, extra), base + (self.rank < extra)
+
+    @property
     def rows_per_rank(self) -> int:
         """Rows this rank sees per epoch."""
-        n_rows = self.tensors[0].shape[0]
-        return n_rows if self.world_size == 1 else n_rows // self.world_size
+        return self.shard[1]
 
     def __len__(self) -> int:
         rows = self.rows_per_rank
@@ -94,13 +107,12 @@ class InMemoryBatchLoader:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.tensors[0].shape[0], generator=generator)
         # Every rank draws the same permutation and keeps its own block, so the shards are disjoint.
-        start = self.rank * self.rows_per_rank
-        return order[start : start + self.rows_per_rank]
+        start, rows = self.shard
+        return order[start : start + rows]
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order = self._permutation()
-        offset = self.rank * self.rows_per_rank  # unshuffled ranks read contiguous blocks
-        rows = self.rows_per_rank
+        offset, rows = self.shard  # unshuffled ranks read contiguous blocks
         stop = rows - rows % self.batch_size if self.drop_last else rows
         for start in range(0, stop, self.batch_size):
             end = min(start + self.batch_size, rows)

@@ -1,0 +1,104 @@
+r"""The Data2D dataset of the course notebooks, with the notebook's bug fixed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lr_lightning.data.base import ArrayData, InMemoryDataModule
+
+__all__ = ["Data2DDataModule"]
+
+
+class Data2DDataModule(InMemoryDataModule):
+    r"""Noisy samples of the plane :math:`f(x) = x W + b` on a grid, as in the multi-output notebook.
+
+    Every one of the ``in_dim`` input columns is the same ``linspace(-xlim, xlim, n_samples)``, the weights are
+    :math:`W_{ij} = (-1)^j` (shape (in_dim, out_dim)) and the bias :math:`b_j = (-1)^j`, so the targets are
+
+    .. math::
+
+        y_{nj} = (-1)^j \Big(1 + \sum_i x_{ni}\Big) + \varepsilon_{nj}, \qquad \varepsilon \sim N(0, \text{noise}^2),
+
+    of shape (n_samples, out_dim). The notebook built its targets from ``x`` instead of ``f``, which made the
+    "targets" a noisy copy of the inputs; here they are ``f(x) + noise``.
+
+    Because the input columns are identical, the design is rank 1 when ``in_dim > 1``: only the sum of each
+    output's weights is identifiable, so a fit recovers :math:`\sum_i W_{ij} = (-1)^j \cdot` ``in_dim`` and the
+    bias, not the individual weights (the closed-form solver warns about the rank).
+
+    Args:
+        n_samples: rows on the grid (>= 2).
+        in_dim: D, the number of input columns.
+        out_dim: K, the number of targets.
+        xlim: the grid runs over [-xlim, xlim].
+        noise: standard deviation of the Gaussian noise on the targets.
+        seed: seed of the noise, the split and the shuffles.
+        batch_size: rows per batch (the notebook used 2).
+        val_fraction: share of rows held out for validation (0 validates on all rows).
+        test_fraction: share of rows held out for testing (0 tests on all rows).
+        standardize: standardize the inputs on the training rows.
+        shuffle: reshuffle training rows each epoch.
+
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 21,
+        in_dim: int = 2,
+        out_dim: int = 2,
+        xlim: float = 1.0,
+        noise: float = 0.1,
+        seed: int = 0,
+        batch_size: int = 2,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        standardize: bool = True,
+        shuffle: bool = True,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            standardize=standardize,
+            standardize_targets=False,
+            shuffle=shuffle,
+            seed=seed,
+        )
+        if n_samples < 2:
+            raise ValueError(f"n_samples must be >= 2, got {n_samples}")
+        if in_dim < 1 or out_dim < 1:
+            raise ValueError(f"in_dim and out_dim must be >= 1, got {in_dim} and {out_dim}")
+        if xlim <= 0:
+            raise ValueError(f"xlim must be > 0, got {xlim}")
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.n_samples = n_samples
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.xlim = xlim
+        self.noise = noise
+
+    @property
+    def true_weight(self) -> np.ndarray:
+        """W of shape (in_dim, out_dim), ``W[i, j] = (-1)**j``."""
+        signs = (-1.0) ** np.arange(self.out_dim)
+        return np.tile(signs, (self.in_dim, 1))
+
+    @property
+    def true_bias(self) -> np.ndarray:
+        """B of shape (out_dim,), ``b[j] = (-1)**j``."""
+        return (-1.0) ** np.arange(self.out_dim)
+
+    def load_arrays(self) -> ArrayData:
+        """Build the grid X (N, in_dim) and the targets f(X) + noise (N, out_dim)."""
+        grid = np.linspace(-self.xlim, self.xlim, self.n_samples)
+        features = np.repeat(grid[:, None], self.in_dim, axis=1)  # (N, in_dim), identical columns
+        clean = features @ self.true_weight + self.true_bias  # (N, out_dim)
+        noise = np.random.default_rng(self.seed).normal(0.0, self.noise, size=clean.shape)
+        return ArrayData(
+            features=features,
+            targets=clean + noise,
+            feature_names=[f"x{i}" for i in range(self.in_dim)],
+            target_names=[f"y{j}" for j in range(self.out_dim)],
+            source=f"Data2D(n_samples={self.n_samples}, in_dim={self.in_dim}, out_dim={self.out_dim})",
+        )
