@@ -105,7 +105,7 @@ class TimeToTarget(Callback):
 
 
 def quiet_trainer(**kwargs) -> pl.Trainer:
-    """A Trainer without progress bar, summary, checkpoints, logger or validation."""
+    """Build a Trainer without progress bar, summary, checkpoints, logger or validation."""
     defaults = {
         "accelerator": "cpu",
         "devices": 1,
@@ -326,7 +326,7 @@ def machine_description() -> str:
 
 
 def format_table(rows: list[Row]) -> str:
-    """A Markdown table of the rows."""
+    """Format the rows as a Markdown table."""
     lines = [
         "| measure | ours | reference | reference time | ratio | target |",
         "|---|---:|---|---:|---:|---|",
