@@ -137,3 +137,10 @@ def test_data2d_config_fits_the_plane(tmp_path: Path, monkeypatch: pytest.Monkey
     # Identical input columns: only each output's weight sum (in_dim * (-1)^j = +-2) is identifiable.
     np.testing.assert_allclose(coef.sum(axis=1), [2.0, -2.0], atol=0.05)
     np.testing.assert_allclose(intercept, [1.0, -1.0], atol=0.05)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_predict_rows_come_back_in_source_order(index: int) -> None:
+    module = _small_modules()[index]
+    source = module.data.features.astype(np.float32)
+    np.testing.assert_array_equal(module.predict_features().numpy(), source)

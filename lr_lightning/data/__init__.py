@@ -2,6 +2,7 @@
 
 from lr_lightning.data.base import ArrayData, InMemoryDataModule, ScalingStatistics
 from lr_lightning.data.data2d import Data2DDataModule
+from lr_lightning.data.file import FileDataModule
 from lr_lightning.data.loader import InMemoryBatchLoader
 from lr_lightning.data.sourdough import SourdoughDataModule
 from lr_lightning.data.synthetic import SyntheticClassificationDataModule, SyntheticRegressionDataModule
@@ -9,6 +10,7 @@ from lr_lightning.data.synthetic import SyntheticClassificationDataModule, Synth
 __all__ = [
     "ArrayData",
     "Data2DDataModule",
+    "FileDataModule",
     "InMemoryBatchLoader",
     "InMemoryDataModule",
     "ScalingStatistics",

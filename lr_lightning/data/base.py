@@ -229,6 +229,7 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         self._features: Tensor | None = None  # (N, D), rows in split order
         self._targets: Tensor | None = None  # (N, K) float or (N,) int64
         self._predict_features: Tensor | None = None  # (M, D) from a predict file, else None
+        self._source_rows: Tensor | None = None  # (N,) position of each source row in split order
         self._splits: dict[str, slice] = {}
         self._scaling: ScalingStatistics | None = None
 
@@ -377,6 +378,8 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
             order = np.random.default_rng(self.seed).permutation(n_rows) if n_val + n_test else None
             fallback = everything
         float_dtype = np.float64 if dtype == torch.float64 else np.float32
+        # Where each source row went, so that predict can hand rows back in the user's order.
+        self._source_rows = torch.from_numpy(np.argsort(order)) if order is not None else None
         self._features = torch.from_numpy(_take_rows(data.features, order, float_dtype))
         if self.task == "classification":
             self._targets = torch.from_numpy(_take_rows(data.targets, order, np.int64))
@@ -450,12 +453,17 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         return self._features[rows], self._targets[rows]
 
     def predict_features(self) -> Tensor:
-        """Raw features (M, D) to predict on: the predict data if there is some, else all N rows."""
+        """Raw features (M, D) to predict on: the predict data if there is some, else all N rows in source order.
+
+        The rows are stored in split order; without a predict file they are gathered back into the order of the
+        source (a copy, made only here), so that row i of the predictions belongs to row i of the user's data.
+        """
         if self._features is None:
             self.setup("predict")
         if self._predict_features is not None:
             return self._predict_features
-        return self.split_tensors("predict")[0]
+        features = self.split_tensors("predict")[0]
+        return features if self._source_rows is None else features.index_select(0, self._source_rows)
 
     def _loader(self, shuffle: bool, tensors: tuple[Tensor, ...], training: bool = False) -> InMemoryBatchLoader:
         trainer = self.trainer

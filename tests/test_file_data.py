@@ -1,0 +1,166 @@
+"""FileDataModule: CSV/.npy/.npz reading, splits, string labels, and every bad input named precisely."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lr_lightning.data import FileDataModule
+from lr_lightning.errors import InputError
+from tests.conftest import CONFIGS, REPO, run_cli
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + 3.0
+    return write_csv(tmp_path / "table.csv", ["a", "b", "c", "y"], np.column_stack([x, y]).tolist())
+
+
+def test_csv_columns_default_and_by_name(table: Path) -> None:
+    default = FileDataModule(str(table))
+    assert default.feature_names == ["a", "b", "c"] and default.target_names == ["y"]
+    chosen = FileDataModule(str(table), targets=["y", "a"], features=["c"])
+    assert chosen.feature_names == ["c"] and chosen.num_targets == 2
+    features, targets = chosen.split_tensors("train")
+    assert features.shape == (35, 1) and targets.shape == (35, 2)
+
+
+def test_same_seed_same_split_and_fractions_of_zero_use_all_rows(table: Path) -> None:
+    first, second = FileDataModule(str(table), seed=3), FileDataModule(str(table), seed=3)
+    for split in ("train", "val", "test"):
+        torch.testing.assert_close(first.split_tensors(split)[0], second.split_tensors(split)[0])
+    everything = FileDataModule(str(table), val_fraction=0.0, test_fraction=0.0)
+    assert all(len(everything.split_tensors(split)[0]) == 50 for split in ("train", "val", "test"))
+
+
+def test_explicit_split_files_and_predict_file(tmp_path: Path, table: Path) -> None:
+    val = write_csv(tmp_path / "val.csv", ["a", "b", "c", "y"], [[1, 2, 3, 4], [5, 6, 7, 8]])
+    predict = write_csv(tmp_path / "new.csv", ["c", "b", "a"], [[0.5, 0.25, 0.125]])  # no target, other order
+    module = FileDataModule(str(table), val_path=str(val), predict_path=str(predict), test_fraction=0.0)
+    assert len(module.split_tensors("train")[0]) == 50
+    torch.testing.assert_close(module.split_tensors("val")[0], torch.tensor([[1.0, 2, 3], [5, 6, 7]]))
+    assert len(module.split_tensors("test")[0]) == 50  # no test file: the training rows
+    torch.testing.assert_close(module.predict_features(), torch.tensor([[0.125, 0.25, 0.5]]))
+
+
+def test_npy_and_npz(tmp_path: Path) -> None:
+    array = np.arange(40.0).reshape(10, 4)
+    np.save(tmp_path / "table.npy", array)
+    module = FileDataModule(str(tmp_path / "table.npy"), val_fraction=0.0, test_fraction=0.0, shuffle=False)
+    assert module.feature_names == ["c0", "c1", "c2"] and module.target_names == ["c3"]
+    np.savez(tmp_path / "table.npz", X=array[:, :3], y=array[:, 3])
+    module = FileDataModule(str(tmp_path / "table.npz"), val_fraction=0.0, test_fraction=0.0)
+    assert module.num_features == 3 and module.num_targets == 1
+    torch.testing.assert_close(module.split_tensors("train")[1][:, 0], torch.tensor(array[:, 3], dtype=torch.float32))
+
+
+def test_string_labels_map_to_sorted_class_names(tmp_path: Path) -> None:
+    rows = [[i, 2 * i, ["cat", "dog", "bird"][i % 3]] for i in range(30)]
+    module = FileDataModule(str(write_csv(tmp_path / "pets.csv", ["u", "v", "kind"], rows)), task="classification")
+    assert module.class_names == ["bird", "cat", "dog"] and module.num_classes == 3
+    _, labels = module.split_tensors("train")
+    assert labels.dtype == torch.int64 and set(labels.tolist()) == {0, 1, 2}
+
+
+def bad_inputs(tmp_path: Path) -> list[tuple[str, dict, str]]:
+    """(file, extra arguments, expected message) for each bad input of the issue."""
+    cases = []
+
+    def case(name: str, text: str, message: str, **kwargs: object) -> None:
+        (tmp_path / name).write_text(text)
+        cases.append((str(tmp_path / name), kwargs, message))
+
+    case("nan.csv", "a,b,y\n1,2,3\n4,nan,6\n", r"nan.csv, row 3, column 'b': nan is not a finite number")
+    case("inf.csv", "a,b,y\n1,2,3\n4,5,inf\n", r"inf.csv, row 3, column 'y': inf is not a finite number")
+    case("empty.csv", "", r"empty.csv: the file is empty")
+    case("header.csv", "a,b,y\n", r"header.csv: the file has a header but no data rows")
+    case("text.csv", "a,b,y\n1,2,3\n4,five,6\n", r"text.csv, row 3, column 'b': 'five' is not a number")
+    case("ragged.csv", "a,b,y\n1,2,3\n4,5\n", r"ragged.csv, row 3: 2 cells but the header names 3 columns")
+    case("dup.csv", "a,a,y\n1,2,3\n", r"dup.csv: duplicate column names \['a'\]")
+    case("cols.csv", "a,b,y\n1,2,3\n4,5,6\n", r"cols.csv: no target column 'price'; the columns are", targets="price")
+    np.save(tmp_path / "cube.npy", np.zeros((4, 3, 2)))
+    cases.append((str(tmp_path / "cube.npy"), {}, r"cube.npy: expected a 2-D array"))
+    np.save(tmp_path / "objects.npy", np.array([[1, "a"], [2, "b"]], dtype=object), allow_pickle=True)
+    cases.append((str(tmp_path / "objects.npy"), {}, r"objects.npy: cannot be read without unpickling"))
+    np.savez(tmp_path / "lengths.npz", X=np.zeros((5, 2)), y=np.zeros(4))
+    cases.append((str(tmp_path / "lengths.npz"), {}, r"lengths.npz: 'X' has 5 rows but 'y' has 4"))
+    cases.append((str(tmp_path / "missing.csv"), {}, r"missing.csv: no such file"))
+    return cases
+
+
+def test_each_bad_input_names_file_row_and_column(tmp_path: Path) -> None:
+    for path, kwargs, message in bad_inputs(tmp_path):
+        with pytest.raises(InputError, match=message):
+            _ = FileDataModule(path, val_fraction=0.0, test_fraction=0.0, **kwargs).num_features
+
+
+def test_predict_file_without_a_feature_column(tmp_path: Path, table: Path) -> None:
+    predict = write_csv(tmp_path / "new.csv", ["a", "b"], [[1, 2]])
+    with pytest.raises(InputError, match=r"new.csv: no feature column 'c'; the model takes \['a', 'b', 'c'\]"):
+        _ = FileDataModule(str(table), predict_path=str(predict)).num_features
+
+
+def test_continuous_labels_for_classification(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "soft.csv", ["a", "y"], [[1, 0], [2, 0.5], [3, 1]])
+    with pytest.raises(InputError, match=r"soft.csv, row 3, column 'y': label 0.5 is not an integer"):
+        _ = FileDataModule(str(path), targets="y", task="classification").num_classes
+
+
+def test_constant_feature_is_centred_with_a_warning(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "flat.csv", ["a", "flat", "y"], [[i, 5, 2 * i] for i in range(20)])
+    module = FileDataModule(str(path), val_fraction=0.0, test_fraction=0.0)
+    with pytest.warns(UserWarning, match="'flat' is constant"):
+        scaling = module.scaling_statistics()
+    assert scaling.feature_scale[1] == 1.0 and torch.isfinite(scaling.feature_scale).all()
+
+
+@pytest.mark.slow
+def test_bad_input_through_the_cli_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "broken.csv").write_text("a,b,y\n1,2,3\n4,,6\n")
+    result = run_cli(
+        [
+            "fit",
+            "--model",
+            "lr_lightning.models.LinearRegression",
+            "--data",
+            "lr_lightning.data.FileDataModule",
+            "--data.path",
+            "broken.csv",
+        ],
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "lr-lightning: error: broken.csv, row 3, column 'b': '' is not a number" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "lightning_logs").exists()
+
+
+@pytest.mark.slow
+def test_iris_csv_predicts_species_names_in_a_fresh_process(tmp_path: Path) -> None:
+    config = str(CONFIGS / "logistic_csv.yaml")
+    data = ["--data.init_args.path", str(REPO / "data" / "iris.csv"), "--trainer.max_epochs", "20"]
+    run_cli(["fit", "--config", config, *data], cwd=tmp_path)
+    checkpoint = tmp_path / "runs/logistic_csv/version_0/checkpoints/latest.ckpt"
+    run_cli(["predict", "--config", config, *data, "--ckpt_path", str(checkpoint)], cwd=tmp_path)
+    with (tmp_path / "runs/logistic_csv/version_1/predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 150
+    assert list(rows[0]) == ["p_setosa", "p_versicolor", "p_virginica", "label"]
+    truth = [line.rsplit(",", 1)[1].strip() for line in (REPO / "data/iris.csv").read_text().splitlines()[1:]]
+    accuracy = np.mean([row["label"] == species for row, species in zip(rows, truth, strict=True)])
+    assert accuracy > 0.9
