@@ -9,10 +9,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-__all__ = ["CSVPredictionWriter"]
+from lr_lightning.closed_form import least_squares
+
+__all__ = ["CSVPredictionWriter", "OptimalityGap"]
 
 
 class CSVPredictionWriter(BasePredictionWriter):
@@ -64,3 +66,61 @@ class CSVPredictionWriter(BasePredictionWriter):
             writer.writerows(zip(*(columns[name] for name in names), strict=True))
         self.path = path
         print(f"Predictions written to {path}")
+
+
+class OptimalityGap(Callback):
+    r"""Log how far a linear regression is from least squares: ``optimality_gap`` after every training epoch.
+
+    .. math::
+
+        \text{gap} = \frac{1}{N K} \sum_{i=1}^{N} \lVert y_i - \hat{y}_i \rVert^2
+                    - \min_{W, b} \frac{1}{N K} \sum_{i=1}^{N} \lVert y_i - (W x_i + b) \rVert^2,
+
+    both over the *whole* training split, in the targets' units. The first term uses the weights as they are at
+    the end of the epoch (after its last optimizer step), computed in one forward pass; the second is solved
+    once, at the start of ``fit``, by float64 least squares (:func:`lr_lightning.closed_form.least_squares`, with
+    an intercept when the model has one). The epoch's ``train_loss`` would be a poorer measure: it averages
+    losses taken *before* each step, over batches that saw different weights.
+
+    The gap is >= 0 up to rounding and reaches 0 at the least-squares fit. Penalized models (``l1_strength``,
+    ``l2_strength``) converge to a positive gap, by design. ``relative_optimality_gap`` (gap divided by the
+    optimum) is logged too when the optimum is above zero, so "within 0.1%" reads as ``<= 0.001``. Models that
+    are not least-squares regressions (:class:`~lr_lightning.models.LogisticRegression`) are skipped with a note.
+    """
+
+    def __init__(self) -> None:
+        self.optimum_mse: float | None = None
+        self._active = False
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Solve least squares on the training split (float64), once."""
+        from lr_lightning.models.linear import LinearRegression  # the models import nothing from here
+
+        datamodule = trainer.datamodule
+        self._active = isinstance(pl_module, LinearRegression) and hasattr(datamodule, "split_tensors")
+        if not self._active:
+            rank_zero_info(f"OptimalityGap: skipped, {type(pl_module).__name__} is not a least-squares regression")
+            return
+        features, targets = datamodule.split_tensors("train")  # (N, D), (N, K)
+        fit_intercept = pl_module.linear.bias is not None
+        solution = least_squares(features.double().numpy(), targets.double().numpy(), fit_intercept=fit_intercept)
+        self.optimum_mse = solution.mse_
+
+    @torch.no_grad()
+    def training_mse(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
+        """MSE of the current model over the whole training split, in the targets' units, accumulated in float64."""
+        features, targets = trainer.datamodule.split_tensors("train")
+        weight = pl_module.linear.weight
+        predictions = pl_module(features.to(device=weight.device, dtype=weight.dtype))  # (N, D) -> (N, K)
+        errors = predictions.double() - targets.to(predictions.device).double()
+        return float(errors.square().mean())
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Log ``optimality_gap`` (and ``relative_optimality_gap``) for the weights at the end of the epoch."""
+        if not self._active or self.optimum_mse is None:
+            return
+        gap = self.training_mse(trainer, pl_module) - self.optimum_mse
+        # Every rank holds the whole training split, so every rank computes the same value: no sync needed.
+        pl_module.log("optimality_gap", gap, on_step=False, on_epoch=True)
+        if self.optimum_mse > 1e-12:  # an exact fit (the 4-point line) has an optimum of ~1e-30: no ratio
+            pl_module.log("relative_optimality_gap", gap / self.optimum_mse, on_step=False, on_epoch=True)

@@ -32,7 +32,7 @@ from torch.optim import Optimizer
 from lr_lightning.callbacks import CSVPredictionWriter
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.errors import InputError
-from lr_lightning.models.base import LinearModelBase
+from lr_lightning.models.base import LinearModelBase, TrainingDivergedError
 
 __all__ = ["LRLightningCLI", "cli", "main"]
 
@@ -190,6 +190,10 @@ def main(args: ArgsType = None) -> None:
         # A mistake in the user's input, raised before any run folder or checkpoint is written: say what it is.
         print(f"lr-lightning: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except TrainingDivergedError as error:
+        # The message already names the epoch, the step and the likely causes; a traceback would bury it.
+        print(f"lr-lightning: error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

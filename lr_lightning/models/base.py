@@ -6,7 +6,9 @@ classification). :math:`\mu, \sigma` are buffers filled from the DataModule at t
 checkpoint carries them and the loaded model maps *raw* features to predictions.
 
 Subclasses implement :meth:`LinearModelBase.configure_metrics`, :meth:`LinearModelBase.compute_loss` and
-:meth:`LinearModelBase.decode`; the rest lives here once.
+:meth:`LinearModelBase.decode`; the rest lives here once: the weight penalties and initialisation of
+:mod:`lr_lightning.penalties`, and the divergence check (a non-finite loss or weight stops training with a
+:class:`TrainingDivergedError` before any checkpoint can hold it).
 """
 
 from __future__ import annotations
@@ -17,22 +19,39 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-__all__ = ["STAGES", "LinearModelBase"]
+from lr_lightning.penalties import initialize_linear, soft_threshold, validate_strength, weight_penalty
+
+__all__ = ["STAGES", "LinearModelBase", "TrainingDivergedError"]
 
 STAGES = ("train", "val", "test")
 
 
+class TrainingDivergedError(RuntimeError):
+    """The training loss or the weights became NaN or infinite; the message names the epoch, the step and causes."""
+
+
 class LinearModelBase(pl.LightningModule, ABC):
-    """Shared base of the linear models.
+    r"""Shared base of the linear models.
 
     Args:
         in_features: D, the number of input features (linked from the DataModule by the CLI).
         num_outputs: width of the affine layer: K targets, one logit (binary) or one per class.
         bias: learn an intercept.
         feature_names: names of the D features, used in coefficient tables and figures.
+        l1_strength: L1 penalty strength on the weights (not the bias), >= 0; see :mod:`lr_lightning.penalties`.
+        l2_strength: L2 penalty strength on the weights (not the bias), >= 0.
+        init: weight initialisation, ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
+        init_std: standard deviation of the ``"normal"`` initialisation.
+
+    The training objective is the model's mean-reduced loss plus
+    :math:`\frac{\lambda_2}{K}\lVert W \rVert_F^2 + \frac{\lambda_1}{K}\lVert W \rVert_1` on the weights W (K, D)
+    over standardized features; ``train_loss`` logs it, ``val_loss`` and ``test_loss`` log the loss alone. With
+    ``torch.optim.SGD`` the L1 term is applied as a proximal (soft-threshold) step after each optimizer step, so
+    weights reach exact zeros; with other optimizers its subgradient is used (and a warning says so).
 
     Buffers (saved in every checkpoint):
         feature_mean: shape (D,), subtracted from raw features.
@@ -49,8 +68,14 @@ class LinearModelBase(pl.LightningModule, ABC):
         num_outputs: int,
         bias: bool = True,
         feature_names: list[str] | None = None,
+        l1_strength: float = 0.0,
+        l2_strength: float = 0.0,
+        init: str = "default",
+        init_std: float = 0.01,
     ) -> None:
         super().__init__()
+        validate_strength("l1_strength", l1_strength)
+        validate_strength("l2_strength", l2_strength)
         if in_features < 1:
             raise ValueError(f"in_features must be >= 1, got {in_features}")
         if num_outputs < 1:
@@ -60,8 +85,11 @@ class LinearModelBase(pl.LightningModule, ABC):
         # Records the concrete class's constructor arguments (Lightning walks up the __init__ frames); the
         # layer width is derived from them, so it is not a hyperparameter of its own.
         self.save_hyperparameters(ignore=["num_outputs"])
+        self.l1_strength = float(l1_strength)
+        self.l2_strength = float(l2_strength)
         self.feature_names = list(feature_names) if feature_names else [f"x{i}" for i in range(in_features)]
         self.linear = nn.Linear(in_features, num_outputs, bias=bias)
+        initialize_linear(self.linear, init, init_std)
         self.register_buffer("feature_mean", torch.zeros(in_features))
         self.register_buffer("feature_scale", torch.ones(in_features))
         metrics = self.configure_metrics()
@@ -143,10 +171,72 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     # -- training, evaluation, prediction ----------------------------------------------------------------------------
 
+    def penalty(self) -> Tensor:
+        """Return the weight penalty of :mod:`lr_lightning.penalties`, a scalar.
+
+        Its L1 part carries no gradient when the optimizer applies it as a proximal step instead.
+        """
+        penalty = weight_penalty(self.linear.weight, l2_strength=self.l2_strength)
+        if self.l1_strength:
+            weight = self.linear.weight.detach() if self._l1_by_proximal_step() else self.linear.weight
+            penalty = penalty + weight_penalty(weight, l1_strength=self.l1_strength)
+        return penalty
+
+    def _training_optimizer(self) -> torch.optim.Optimizer | None:
+        optimizers = self.trainer.optimizers if self._trainer is not None else []
+        return getattr(optimizers[0], "optimizer", optimizers[0]) if optimizers else None
+
+    def _l1_by_proximal_step(self) -> bool:
+        # ISTA is proximal *gradient descent*: the soft-threshold after a step of size lr is exact for plain
+        # (full- or mini-batch) SGD, and a standard heuristic with momentum; Adam's per-coordinate steps and
+        # L-BFGS's line search have no such step size, so they get the subgradient.
+        return type(self._training_optimizer()) is torch.optim.SGD
+
+    def on_train_start(self) -> None:
+        """Say once when L1 is penalized with an optimizer that can only use its subgradient."""
+        if self.l1_strength and not self._l1_by_proximal_step():
+            name = type(self._training_optimizer()).__name__
+            rank_zero_warn(
+                f"l1_strength with {name} uses the L1 subgradient: weights hover around zero instead of reaching "
+                "it; use torch.optim.SGD for proximal steps that give exact zeros"
+            )
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Step; then apply the L1 proximal step (plain SGD) and refuse non-finite weights."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self.l1_strength and self._l1_by_proximal_step():
+            weight = self.linear.weight
+            group = next(g for g in self._training_optimizer().param_groups if any(p is weight for p in g["params"]))
+            with torch.no_grad():
+                weight.copy_(soft_threshold(weight, group["lr"] * self.l1_strength / weight.shape[0]))
+        # Checked here, before any callback's on_train_batch_end or epoch end can write a checkpoint.
+        if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
+            self._diverged("the weights became non-finite in this optimizer step", step=self.trainer.global_step)
+
+    def _diverged(self, what: str, step: int) -> None:
+        optimizer = self._training_optimizer()
+        learning_rate = optimizer.param_groups[0].get("lr") if optimizer is not None else None
+        unscaled = bool(torch.all(self.feature_scale == 1) and torch.all(self.feature_mean == 0))
+        causes = [
+            f"a learning rate too high for this problem (optimizer.init_args.lr is {learning_rate}; try 10x smaller)",
+            "unscaled features: they are not standardized (set data.init_args.standardize: true)"
+            if unscaled
+            else "features on very different scales",
+            "NaN, infinite or extreme values in the data",
+        ]
+        raise TrainingDivergedError(
+            f"training diverged at epoch {self.current_epoch}, step {step}: {what}. No checkpoint of this step "
+            f"was written. Likely causes: {'; '.join(causes)}."
+        )
+
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         features, targets = batch  # (B, D), (B, K) or (B,)
         outputs = self.linear(self.standardize(features))  # (B, D) -> (B, num_outputs)
         loss = self.compute_loss(outputs, targets)
+        if stage == "train":
+            loss = loss + self.penalty()
+            if not bool(torch.isfinite(loss)):
+                self._diverged(f"the training loss is {loss.item()}", step=self.trainer.global_step)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=features.shape[0], sync_dist=True)
         if stage != "train":
             self.update_metrics(stage, outputs, targets)

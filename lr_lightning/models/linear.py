@@ -3,6 +3,7 @@ r"""Linear regression: one or several real-valued targets, mean squared error.""
 from __future__ import annotations
 
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
@@ -31,6 +32,15 @@ class LinearRegression(LinearModelBase):
         bias: learn an intercept.
         target_names: names of the K targets (linked from the data); name the prediction columns.
         feature_names: names of the D features (linked from the data).
+        l1_strength: L1 penalty on the weights, >= 0 (added to the loss as in :mod:`lr_lightning.penalties`).
+        l2_strength: L2 penalty on the weights, >= 0.
+        init: ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
+        init_std: standard deviation of the ``"normal"`` initialisation.
+
+    With penalties the objective is the loss above plus
+    :math:`\frac{\lambda_2}{K}\lVert W \rVert_F^2 + \frac{\lambda_1}{K}\lVert W \rVert_1`; for N training rows
+    its minimizer is scikit-learn's ``Ridge(alpha=N * l2_strength)`` or ``Lasso(alpha=l1_strength / 2)`` fitted on
+    the standardized features.
 
     Buffers: ``feature_mean``/``feature_scale`` of shape (D,), ``target_mean``/``target_scale`` of shape (K,).
 
@@ -47,13 +57,32 @@ class LinearRegression(LinearModelBase):
         bias: bool = True,
         target_names: list[str] | None = None,
         feature_names: list[str] | None = None,
+        l1_strength: float = 0.0,
+        l2_strength: float = 0.0,
+        init: str = "default",
+        init_std: float = 0.01,
     ) -> None:
         if target_names is not None and len(target_names) != out_features:
             raise ValueError(f"target_names has {len(target_names)} names but out_features={out_features}")
         self.target_names = list(target_names) if target_names else [f"y{i}" for i in range(out_features)]
-        super().__init__(in_features, out_features, bias=bias, feature_names=feature_names)
+        super().__init__(
+            in_features,
+            out_features,
+            bias=bias,
+            feature_names=feature_names,
+            l1_strength=l1_strength,
+            l2_strength=l2_strength,
+            init=init,
+            init_std=init_std,
+        )
         self.register_buffer("target_mean", torch.zeros(out_features))
         self.register_buffer("target_scale", torch.ones(out_features))
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Log ``optimality_gap`` (training MSE minus least squares') every epoch, with or without the CLI."""
+        from lr_lightning.callbacks import OptimalityGap
+
+        return [OptimalityGap()]
 
     def configure_metrics(self) -> MetricCollection:
         """MSE, MAE and R² per target (their means over targets are what ``val_mse`` etc. report)."""

@@ -78,6 +78,11 @@ class LogisticRegression(LinearModelBase):
         loss: ``"cross_entropy"`` (the log-loss) or ``"mse"`` on the probabilities.
         class_names: names of the C classes (linked from the data); string labels come back as strings.
         feature_names: names of the D features (linked from the data).
+        l1_strength: L1 penalty on the weights, >= 0 (see :mod:`lr_lightning.penalties`).
+        l2_strength: L2 penalty on the weights, >= 0. For binary data on N training rows, the minimizer is that
+            of scikit-learn's ``LogisticRegression(C=1 / (2 * N * l2_strength))`` on the standardized features.
+        init: ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
+        init_std: standard deviation of the ``"normal"`` initialisation.
 
     Attributes:
         coef_: weights in original feature units, shape (1, D) for binary, (C, D) otherwise, as scikit-learn.
@@ -93,6 +98,10 @@ class LogisticRegression(LinearModelBase):
         loss: str = "cross_entropy",
         class_names: list[str] | None = None,
         feature_names: list[str] | None = None,
+        l1_strength: float = 0.0,
+        l2_strength: float = 0.0,
+        init: str = "default",
+        init_std: float = 0.01,
     ) -> None:
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
@@ -103,7 +112,16 @@ class LogisticRegression(LinearModelBase):
         self.num_classes = num_classes
         self.class_names = [str(c) for c in class_names] if class_names else [str(c) for c in range(num_classes)]
         num_outputs = 1 if num_classes == 2 else num_classes
-        super().__init__(in_features, num_outputs, bias=bias, feature_names=feature_names)
+        super().__init__(
+            in_features,
+            num_outputs,
+            bias=bias,
+            feature_names=feature_names,
+            l1_strength=l1_strength,
+            l2_strength=l2_strength,
+            init=init,
+            init_std=init_std,
+        )
 
     @property
     def is_binary(self) -> bool:
