@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lr_lightning.data import ArrayData, InMemoryDataModule, SourdoughDataModule
+from lr_lightning.data import ArraysDataModule, SourdoughDataModule
 from lr_lightning.models import LinearRegression, LogisticRegression
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,24 +62,6 @@ class Row:
     def ratio(self) -> float:
         """Ours divided by the reference (lower is better for times)."""
         return self.ours / self.reference
-
-
-class ArrayDataModule(InMemoryDataModule):
-    """Arrays already in memory, served by the package's base (split, scaling, fast loader)."""
-
-    def __init__(self, features: np.ndarray, targets: np.ndarray, task: str = "regression", **kwargs) -> None:
-        super().__init__(val_fraction=0.0, test_fraction=0.0, **kwargs)
-        self.task = task
-        self._arrays = (features, targets)
-
-    def load_arrays(self) -> ArrayData:
-        """Return the arrays given at construction."""
-        features, targets = self._arrays
-        names = [f"x{i}" for i in range(features.shape[1])]
-        if self.task == "classification":
-            classes = [str(c) for c in range(int(targets.max()) + 1)]
-            return ArrayData(features, targets, names, ["label"], class_names=classes, source="benchmark data")
-        return ArrayData(features, targets.reshape(len(targets), -1), names, ["y"], source="benchmark data")
 
 
 class TimeToTarget(Callback):
@@ -178,7 +160,7 @@ def bench_optimum(n_rows: int, n_features: int, repeats: int) -> list[Row]:
     sgd_mse = float(np.mean((fit_sgd_regressor().predict(features) - targets) ** 2))
 
     def fit_ours() -> TimeToTarget:
-        data = ArrayDataModule(features, targets, batch_size=n_rows, shuffle=False, standardize=True)
+        data = ArraysDataModule(features, targets, batch_size=n_rows, shuffle=False)
         model = LinearRegression(in_features=n_features)
         model.configure_optimizers = lambda: torch.optim.LBFGS(  # type: ignore[method-assign]
             model.parameters(), lr=1.0, max_iter=4, history_size=10, line_search_fn="strong_wolfe"
@@ -222,7 +204,7 @@ def bench_logistic(n_rows: int, n_features: int, repeats: int) -> list[Row]:
     sklearn_loss = float(log_loss(labels, fit_sklearn().predict_proba(scaled)))
 
     def fit_ours() -> TimeToTarget:
-        data = ArrayDataModule(features, labels.astype(np.int64), task="classification", batch_size=n_rows)
+        data = ArraysDataModule(features, labels, task="classification", batch_size=n_rows)
         model = LogisticRegression(in_features=n_features, num_classes=2)
         model.configure_optimizers = lambda: torch.optim.LBFGS(  # type: ignore[method-assign]
             model.parameters(), lr=1.0, max_iter=5, history_size=10, line_search_fn="strong_wolfe"
