@@ -13,7 +13,10 @@ What this CLI adds to Lightning's:
   (``latest_checkpoint``);
 * seeded by default (``seed_everything: 0``), the resolved config saved in the run folder;
 * ``predict`` writes ``predictions.csv`` into its run folder;
-* checkpoints are loaded with ``weights_only=True``.
+* checkpoints are loaded with ``weights_only=True`` through :func:`lr_lightning.checkpoint.load_checkpoint` (no
+  URLs, no pickle payloads, a missing or corrupt ``--ckpt_path`` is an error) and saved atomically;
+* values the parser accepts but that make no sense (a negative learning rate, ``batch_size: 0``) are refused
+  with the option's name before anything is written.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.optim import Optimizer
 
 from lr_lightning.callbacks import CSVPredictionWriter
+from lr_lightning.checkpoint import AtomicCheckpointIO, load_checkpoint
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase, TrainingDivergedError
@@ -44,6 +49,26 @@ DEFAULT_LOGGER = {
 
 #: The optimizer when a config names none; configs choose their own in ``optimizer:``.
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
+
+#: Checks of values the parser accepts by type but that make no sense: option name -> (test, what it must be).
+#: They apply wherever the name appears in ``model``, ``data``, ``optimizer``, ``lr_scheduler`` or ``trainer``.
+VALUE_RULES: dict[str, tuple[Any, str]] = {
+    "lr": (lambda v: v > 0, "> 0"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "n_samples": (lambda v: v >= 1, ">= 1"),
+    "n_features": (lambda v: v >= 1, ">= 1"),
+    "n_targets": (lambda v: v >= 1, ">= 1"),
+    "n_classes": (lambda v: v >= 2, ">= 2"),
+    "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "test_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "noise": (lambda v: v >= 0, ">= 0"),
+    "l1_strength": (lambda v: v >= 0, ">= 0"),
+    "l2_strength": (lambda v: v >= 0, ">= 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "max_epochs": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
+    "max_steps": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
+}
 
 
 class LRLightningCLI(LightningCLI):
@@ -86,19 +111,23 @@ class LRLightningCLI(LightningCLI):
         parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "trainer.logger": DEFAULT_LOGGER})
 
     def _parse_ckpt_path(self) -> None:
-        """Take the model's hyperparameters from ``--ckpt_path`` (loaded with ``weights_only=True``).
+        """Check ``--ckpt_path`` and take the model's hyperparameters from it (loaded with ``weights_only=True``).
 
-        Lightning's own version needs the ``_class_path`` that ``load_from_checkpoint_support`` writes into
-        every checkpoint; ours keeps checkpoints free of it and uses the model class named in the config.
+        A URL, a missing, truncated or corrupt file, a pickle payload or an ``_instantiator`` entry is an
+        :class:`InputError` here, before anything is instantiated or written. Lightning's own version needs the
+        ``_class_path`` that ``load_from_checkpoint_support`` writes into every checkpoint; ours keeps
+        checkpoints free of it and uses the model class named in the config.
         """
+        self._checkpoint_hparams: dict[str, Any] = {}
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
         ckpt_path = self.config[subcommand].get("ckpt_path")
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        if not ckpt_path:
             return
-        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        checkpoint = load_checkpoint(ckpt_path)
         hparams = dict(checkpoint.get("hyper_parameters") or {})
+        self._checkpoint_hparams = hparams
         model_config = self.config[subcommand].get("model")
         if not hparams or model_config is None or not model_config.get("class_path"):
             return
@@ -106,11 +135,64 @@ class LRLightningCLI(LightningCLI):
         self.config = self.parser.parse_object({subcommand: {"model": overrides}}, self.config)
 
     def before_instantiate_classes(self) -> None:
-        """Load checkpoints with ``weights_only=True`` unless the command line says otherwise."""
-        if self.subcommand is not None:
-            config = self.config[self.subcommand]
-            if "weights_only" in config and config["weights_only"] is None:
-                config["weights_only"] = True
+        """Refuse senseless values by option name; load checkpoints with ``weights_only=True`` by default."""
+        config = self.config[self.subcommand] if self.subcommand is not None else self.config
+        self._check_values(config)
+        if self.subcommand is not None and "weights_only" in config and config["weights_only"] is None:
+            config["weights_only"] = True
+
+    @staticmethod
+    def _check_values(config: Any) -> None:
+        """Raise :class:`InputError` naming the first option that breaks :data:`VALUE_RULES`."""
+        sections = {
+            "model.init_args": (config.get("model") or {}).get("init_args"),
+            "data.init_args": (config.get("data") or {}).get("init_args"),
+            "optimizer.init_args": (config.get("optimizer") or {}).get("init_args"),
+            "lr_scheduler.init_args": (config.get("lr_scheduler") or {}).get("init_args"),
+            "trainer": config.get("trainer"),
+        }
+        for prefix, values in sections.items():
+            if not values:
+                continue
+            for name, (is_valid, requirement) in VALUE_RULES.items():
+                value = values.get(name) if hasattr(values, "get") else None
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                if not is_valid(value):
+                    raise InputError(f"{prefix}.{name} must be {requirement}, got {value}")
+
+    def instantiate_classes(self) -> None:
+        """Instantiate; a constructor's ``ValueError`` is the user's input, so it exits 2 without a traceback."""
+        try:
+            super().instantiate_classes()
+        except InputError:
+            raise
+        except ValueError as error:
+            raise InputError(f"invalid configuration: {error}") from None
+        self._check_checkpoint_matches_data()
+
+    def _check_checkpoint_matches_data(self) -> None:
+        """Check that the data's features are the checkpoint's: same count, same names (when both have names)."""
+        hparams = getattr(self, "_checkpoint_hparams", {})
+        trained_count = hparams.get("in_features")
+        if trained_count is None or self.datamodule is None or not hasattr(self.datamodule, "num_features"):
+            return
+        count, names = self.datamodule.num_features, self.datamodule.feature_names
+        trained_names = hparams.get("feature_names")
+        if count != trained_count:
+            raise InputError(
+                f"the data has {count} features {names} but the checkpoint was trained on {trained_count}"
+                f"{f' {trained_names}' if trained_names else ''}"
+            )
+        if trained_names and list(trained_names) != list(names):
+            raise InputError(f"the data's features {names} are not the checkpoint's {list(trained_names)}")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Build the trainer; unless a config chose its own CheckpointIO, save checkpoints atomically."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
     def after_fit(self) -> None:
         """Say where the run went: checkpoints and the TensorBoard command."""
