@@ -92,6 +92,7 @@ class LinearModelBase(pl.LightningModule, ABC):
         initialize_linear(self.linear, init, init_std)
         self.register_buffer("feature_mean", torch.zeros(in_features))
         self.register_buffer("feature_scale", torch.ones(in_features))
+        self._loss_totals: dict[str, Tensor] = {}  # stage -> [sum of batch loss x rows, rows] this epoch
         metrics = self.configure_metrics()
         # One collection per stage, so train/val/test states never mix (ModuleDict keys cannot be "train" etc.
         # clashing with Module attributes, hence the suffix).
@@ -209,8 +210,9 @@ class LinearModelBase(pl.LightningModule, ABC):
             group = next(g for g in self._training_optimizer().param_groups if any(p is weight for p in g["params"]))
             with torch.no_grad():
                 weight.copy_(soft_threshold(weight, group["lr"] * self.l1_strength / weight.shape[0]))
-        # Checked here, before any callback's on_train_batch_end or epoch end can write a checkpoint.
-        if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
+        # Checked here, before any callback's on_train_batch_end or epoch end can write a checkpoint. One sum over
+        # all parameters is non-finite when any entry is (NaN and inf propagate), at the cost of one sync.
+        if not bool(torch.isfinite(sum(p.sum() for p in self.parameters()))):
             self._diverged("the weights became non-finite in this optimizer step", step=self.trainer.global_step)
 
     def _diverged(self, what: str, step: int) -> None:
@@ -234,13 +236,29 @@ class LinearModelBase(pl.LightningModule, ABC):
         outputs = self.linear(self.standardize(features))  # (B, D) -> (B, num_outputs)
         loss = self.compute_loss(outputs, targets)
         if stage == "train":
-            loss = loss + self.penalty()
+            if self.l1_strength or self.l2_strength:
+                loss = loss + self.penalty()
             if not bool(torch.isfinite(loss)):
                 self._diverged(f"the training loss is {loss.item()}", step=self.trainer.global_step)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=features.shape[0], sync_dist=True)
-        if stage != "train":
+        else:
             self.update_metrics(stage, outputs, targets)
+        # Summed here and logged once per epoch: `self.log` per step costs more than a linear model's whole step.
+        rows = features.shape[0]
+        total = self._loss_totals.get(stage)
+        batch_total = torch.stack([loss.detach() * rows, loss.new_tensor(rows)])
+        self._loss_totals[stage] = batch_total if total is None else total + batch_total
         return loss
+
+    def _log_epoch_loss(self, stage: str) -> None:
+        """Log ``<stage>_loss``, the mean of the stage's batch losses weighted by rows, over all processes."""
+        total = self._loss_totals.pop(stage, None)
+        if total is None:
+            total = self.linear.weight.new_zeros(2)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            total = self.trainer.strategy.reduce(total, reduce_op="sum")  # ranks may hold unequal row counts
+        if total[1] > 0:
+            # Every rank now holds the same value; sync_dist only averages equal numbers (and keeps Lightning quiet).
+            self.log(f"{stage}_loss", total[0] / total[1], sync_dist=True)
 
     def update_metrics(self, stage: str, outputs: Tensor, targets: Tensor) -> None:
         """Update the stage's metrics from layer outputs z (B, num_outputs); default: ``(decode(z), targets)``."""
@@ -279,12 +297,30 @@ class LinearModelBase(pl.LightningModule, ABC):
                     self.log(f"{name}/{output_name}", output_value, sync_dist=True)
         collection.reset()
 
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's loss sum afresh."""
+        self._loss_totals.pop("train", None)
+
+    def on_train_epoch_end(self) -> None:
+        """Log ``train_loss`` (before EarlyStopping and ModelCheckpoint look at it: they run after this hook)."""
+        self._log_epoch_loss("train")
+
+    def on_validation_epoch_start(self) -> None:
+        """Start the validation loss sum afresh."""
+        self._loss_totals.pop("val", None)
+
     def on_validation_epoch_end(self) -> None:
-        """Log the validation metrics (torchmetrics has synced them across processes)."""
+        """Log ``val_loss`` and the validation metrics (torchmetrics has synced them across processes)."""
+        self._log_epoch_loss("val")
         self._log_epoch_metrics("val")
 
+    def on_test_epoch_start(self) -> None:
+        """Start the test loss sum afresh."""
+        self._loss_totals.pop("test", None)
+
     def on_test_epoch_end(self) -> None:
-        """Log the test metrics."""
+        """Log ``test_loss`` and the test metrics."""
+        self._log_epoch_loss("test")
         self._log_epoch_metrics("test")
 
     def configure_optimizers(self) -> Any:
