@@ -1,0 +1,83 @@
+"""How many optimizer steps each shipped regression config needs to come within 1% and 0.1% of least squares.
+
+For every config, fit it in-process (no logger, no checkpoints) and after each optimizer step compute the MSE of
+the current model on the whole training split, in float64, next to the least-squares MSE of that split. Prints
+a Markdown table (the README's "Reaching the optimum" table comes from here).
+
+    python scripts/steps_to_optimum.py
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from lr_lightning.cli import cli
+from lr_lightning.closed_form import least_squares
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = ("line", "sourdough", "data2d", "synthetic", "csv_example")
+
+
+class StepMSE(Callback):
+    """Record the training-split MSE after every optimizer step."""
+
+    def __init__(self) -> None:
+        self.mse: list[float] = []
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:  # noqa: D102
+        features, targets = trainer.datamodule.split_tensors("train")
+        predictions = pl_module(features.to(pl_module.linear.weight.dtype))
+        self.mse.append(float((predictions.double() - targets.double()).square().mean()))
+
+
+def first_step_within(mse: list[float], optimum: float, tolerance: float) -> str:
+    """Return the first step (1-based) whose MSE is within ``tolerance`` (relative) of the optimum, or '>' the count."""
+    for step, value in enumerate(mse, start=1):
+        if value <= optimum * (1 + tolerance):
+            return str(step)
+    return f"> {len(mse)}"
+
+
+def main() -> None:
+    """Fit each config and print the table."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    rows = [
+        "| config | optimizer | least-squares MSE | steps to 1% | steps to 0.1% | steps run |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(REPO)  # configs name data files relative to the repository root
+        for name in CONFIGS:
+            recorder = StepMSE()
+            run = cli(
+                [
+                    "fit",
+                    "--config",
+                    f"configs/{name}.yaml",
+                    "--trainer.logger=false",
+                    f"--trainer.default_root_dir={scratch}/{name}",
+                ],
+                trainer_defaults={"callbacks": [recorder]},
+            )
+            features, targets = run.datamodule.split_tensors("train")
+            optimum = least_squares(features.double().numpy(), targets.double().numpy()).mse_
+            optimizer = type(run.trainer.optimizers[0]).__name__
+            rows.append(
+                f"| `{name}.yaml` | {optimizer} | {optimum:.6g} | {first_step_within(recorder.mse, optimum, 1e-2)} "
+                f"| {first_step_within(recorder.mse, optimum, 1e-3)} | {len(recorder.mse)} |"
+            )
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
