@@ -15,7 +15,10 @@ with :math:`\lambda_1` = ``l1_strength`` and :math:`\lambda_2` = ``l2_strength``
 
 * The bias is never penalized.
 * "Mean-reduced like the loss": the data loss is a mean over rows (and over the K targets), so the penalty is
-  added once per step, not once per row, and is a mean over the K outputs. The strengths therefore do not depend
+  added once per step, not once per row, and is a mean over the K outputs. (For logistic regression the
+  log-loss of a row already sums over its classes, so K = 1 there: the penalty is not divided by the number of
+  classes, and ``LogisticRegression(C=1 / (2 N l2_strength))`` is the scikit-learn equivalent for two classes and
+  for more.) The strengths therefore do not depend
   on the number of rows, the batch size or the number of targets: each output k solves its own problem
   :math:`\frac{1}{N}\lVert y_k - X w_k - b_k \rVert^2 + \lambda_2 \lVert w_k \rVert^2 + \lambda_1 \lVert w_k
   \rVert_1`.
@@ -70,20 +73,25 @@ def validate_strength(name: str, value: float) -> float:
     return value
 
 
-def weight_penalty(weight: Tensor, l1_strength: float = 0.0, l2_strength: float = 0.0) -> Tensor:
+def weight_penalty(
+    weight: Tensor, l1_strength: float = 0.0, l2_strength: float = 0.0, num_averaged: int | None = None
+) -> Tensor:
     r"""Compute the penalty :math:`\frac{\lambda_2}{K}\lVert W \rVert_F^2 + \frac{\lambda_1}{K}\lVert W \rVert_1`.
 
     Args:
         weight: W of shape (K, D), the layer's weights on standardized features (never the bias).
         l1_strength: :math:`\lambda_1 \ge 0`.
         l2_strength: :math:`\lambda_2 \ge 0`.
+        num_averaged: the K the data loss averages over: the number of targets for the MSE (the default, the
+            rows of W), 1 for the log-loss, which sums over the classes of a row. Dividing by it keeps the
+            scikit-learn mappings independent of the number of targets and classes.
 
     Returns:
         A scalar tensor with ``weight``'s dtype and device; exactly zero (and free) when both strengths are 0.
 
     """
     penalty = weight.new_zeros(())
-    num_outputs = weight.shape[0]
+    num_outputs = weight.shape[0] if num_averaged is None else num_averaged
     if l2_strength:
         penalty = penalty + l2_strength * weight.square().sum() / num_outputs
     if l1_strength:

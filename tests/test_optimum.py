@@ -203,5 +203,24 @@ def test_float64_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     run = cli(["fit", "--config", str(CONFIGS / "sourdough.yaml"), "--trainer.precision", "64-true"])
     assert run.model.linear.weight.dtype == torch.float64
     assert run.model.feature_mean.dtype == torch.float64
+    assert all(state.dtype == torch.float64 for state in run.model.metrics["val_metrics"]["mse"].metric_state.values())
     checkpoint = torch.load(run.latest_checkpoint_path, weights_only=True)
     assert all(v.dtype == torch.float64 for v in checkpoint["state_dict"].values() if v.is_floating_point())
+
+
+def test_multiclass_penalty_mapping_matches_sklearn() -> None:
+    """The same C = 1 / (2 N l2_strength) holds for softmax regression (the penalty is not divided by C)."""
+    data = SyntheticClassificationDataModule(
+        n_samples=800, n_features=5, n_informative=3, n_classes=3, val_fraction=0.0, test_fraction=0.0, batch_size=800
+    )
+    l2 = 0.005
+    model = LogisticRegression(in_features=5, num_classes=3, l2_strength=l2)
+    fit(model, data, lbfgs, epochs=3)
+    features, labels = (t.numpy() for t in data.split_tensors("train"))
+    standardized = StandardScaler().fit_transform(features)
+    reference = SkLogisticRegression(C=1 / (2 * len(labels) * l2), tol=1e-12, max_iter=10_000)
+    reference.fit(standardized, labels)
+    np.testing.assert_allclose(model.linear.weight.detach().numpy(), reference.coef_, rtol=1e-3, atol=1e-6)
+    with torch.no_grad():
+        ours = log_loss(labels, model(torch.as_tensor(features)).numpy())
+    assert ours == pytest.approx(log_loss(labels, reference.predict_proba(standardized)), rel=1e-4)

@@ -62,6 +62,10 @@ class LinearModelBase(pl.LightningModule, ABC):
     #: Log each metric per output (``val_r2/flavour``) besides its mean over outputs (``val_r2``).
     per_output_metrics: bool = False
 
+    #: The data loss is a mean over the outputs too (the MSE over K targets), so the penalty is divided by K; the
+    #: log-loss sums over a row's classes, so a classifier's penalty is not divided (see lr_lightning.penalties).
+    loss_averages_outputs: bool = True
+
     def __init__(
         self,
         in_features: int,
@@ -148,6 +152,10 @@ class LinearModelBase(pl.LightningModule, ABC):
         if stage == "fit" and datamodule is not None and hasattr(datamodule, "scaling_statistics"):
             statistics = datamodule.scaling_statistics()
             self.set_scaling(**vars(statistics))
+        if self._trainer is not None and str(self.trainer.precision).startswith("64"):
+            # module.double() leaves torchmetrics' states alone; accumulate the metrics in float64 too.
+            for collection in self.metrics.values():
+                collection.set_dtype(torch.float64)
 
     @property
     def coef_(self) -> np.ndarray:
@@ -177,11 +185,15 @@ class LinearModelBase(pl.LightningModule, ABC):
 
         Its L1 part carries no gradient when the optimizer applies it as a proximal step instead.
         """
-        penalty = weight_penalty(self.linear.weight, l2_strength=self.l2_strength)
+        penalty = weight_penalty(self.linear.weight, l2_strength=self.l2_strength, num_averaged=self._penalty_divisor)
         if self.l1_strength:
             weight = self.linear.weight.detach() if self._l1_by_proximal_step() else self.linear.weight
-            penalty = penalty + weight_penalty(weight, l1_strength=self.l1_strength)
+            penalty = penalty + weight_penalty(weight, l1_strength=self.l1_strength, num_averaged=self._penalty_divisor)
         return penalty
+
+    @property
+    def _penalty_divisor(self) -> int:
+        return self.linear.out_features if self.loss_averages_outputs else 1
 
     def _training_optimizer(self) -> torch.optim.Optimizer | None:
         optimizers = self.trainer.optimizers if self._trainer is not None else []
@@ -209,7 +221,7 @@ class LinearModelBase(pl.LightningModule, ABC):
             weight = self.linear.weight
             group = next(g for g in self._training_optimizer().param_groups if any(p is weight for p in g["params"]))
             with torch.no_grad():
-                weight.copy_(soft_threshold(weight, group["lr"] * self.l1_strength / weight.shape[0]))
+                weight.copy_(soft_threshold(weight, group["lr"] * self.l1_strength / self._penalty_divisor))
         # Checked here, before any callback's on_train_batch_end or epoch end can write a checkpoint. One sum over
         # all parameters is non-finite when any entry is (NaN and inf propagate), at the cost of one sync.
         if not bool(torch.isfinite(sum(p.sum() for p in self.parameters()))):
@@ -238,7 +250,10 @@ class LinearModelBase(pl.LightningModule, ABC):
         if stage == "train":
             if self.l1_strength or self.l2_strength:
                 loss = loss + self.penalty()
-            if not bool(torch.isfinite(loss)):
+            finite = bool(torch.isfinite(loss))
+            if self.trainer.world_size > 1:  # one decision for all ranks, or the others wait in the all-reduce
+                finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+            if not finite:
                 self._diverged(f"the training loss is {loss.item()}", step=self.trainer.global_step)
         else:
             self.update_metrics(stage, outputs, targets)

@@ -79,8 +79,9 @@ class LogisticRegression(LinearModelBase):
         class_names: names of the C classes (linked from the data); string labels come back as strings.
         feature_names: names of the D features (linked from the data).
         l1_strength: L1 penalty on the weights, >= 0 (see :mod:`lr_lightning.penalties`).
-        l2_strength: L2 penalty on the weights, >= 0. For binary data on N training rows, the minimizer is that
-            of scikit-learn's ``LogisticRegression(C=1 / (2 * N * l2_strength))`` on the standardized features.
+        l2_strength: L2 penalty on the weights, >= 0. On N training rows, the minimizer is that of scikit-learn's
+            ``LogisticRegression(C=1 / (2 * N * l2_strength))`` on the standardized features (any number of
+            classes: the penalty is not divided by the number of logits, as the log-loss sums over them).
         init: ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
         init_std: standard deviation of the ``"normal"`` initialisation.
 
@@ -89,6 +90,8 @@ class LogisticRegression(LinearModelBase):
         intercept_: shape (1,) or (C,).
 
     """
+
+    loss_averages_outputs = False  # the log-loss of a row sums over its classes
 
     def __init__(
         self,
