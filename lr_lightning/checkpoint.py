@@ -27,8 +27,8 @@ from lr_lightning.errors import InputError
 
 __all__ = ["AtomicCheckpointIO", "check_checkpoint_path", "load_checkpoint"]
 
-#: Keys a checkpoint may not hold: Lightning instantiates the class named there when loading.
-FORBIDDEN_KEYS = ("_instantiator",)
+#: Hyperparameter keys a checkpoint may not hold: Lightning builds the class named there when loading.
+FORBIDDEN_KEYS = ("_instantiator", "_class_path")
 
 
 def check_checkpoint_path(path: str | os.PathLike) -> Path:
@@ -39,7 +39,8 @@ def check_checkpoint_path(path: str | os.PathLike) -> Path:
 
     """
     text = os.fspath(path)
-    if "://" in text:
+    # Lightning's loader treats any path starting with "http" as a URL, so a local "http…" name is refused too.
+    if "://" in text or text.startswith("http"):
         raise InputError(
             f"{text}: checkpoints are loaded from local files only (Lightning would load a URL with "
             "weights_only=False, which can run code); download the file and pass its path"
@@ -83,26 +84,41 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     try:
         checkpoint = torch.load(local, weights_only=True, map_location=map_location)
     except pickle.UnpicklingError as error:
+        if not _intact_zip(local):
+            raise _corrupt(local, error) from None
         raise InputError(
             f"{local}: refused to load: the file holds Python objects that only full unpickling could build "
             f"(weights_only=True allows tensors and plain values; {str(error).splitlines()[0]}). Nothing was run."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        neighbours = _whole_neighbours(local)
-        hint = f"; the previous checkpoint {neighbours[0]} is whole" if neighbours else ""
-        raise InputError(
-            f"{local}: the checkpoint is truncated or corrupt ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no details'}){hint}"
-        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as error:
+        raise _corrupt(local, error) from None
     if not isinstance(checkpoint, dict):
         raise InputError(f"{local}: not a Lightning checkpoint (a {type(checkpoint).__name__}, not a dict)")
-    found = [key for key in FORBIDDEN_KEYS if key in checkpoint]
+    hparams = checkpoint.get("hyper_parameters")
+    found = [key for key in FORBIDDEN_KEYS if key in checkpoint or (isinstance(hparams, dict) and key in hparams)]
     if found:
         raise InputError(
             f"{local}: refused to load: the checkpoint holds {found[0]!r}, which would make Lightning build a class "
             "named inside the file; lr_lightning builds the model from your config instead. Nothing was run."
         )
     return checkpoint
+
+
+def _intact_zip(path: Path) -> bool:
+    """Whether the file is a zip archive whose members all match their CRCs (read without unpickling)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def _corrupt(path: Path, error: BaseException) -> InputError:
+    """Build the error for a truncated or corrupt file, naming the newest whole checkpoint beside it."""
+    neighbours = _whole_neighbours(path)
+    hint = f"; the previous checkpoint {neighbours[0]} is whole" if neighbours else ""
+    details = str(error).splitlines()[0] if str(error) else "no details"
+    return InputError(f"{path}: the checkpoint is truncated or corrupt ({type(error).__name__}: {details}){hint}")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -51,9 +51,13 @@ def test_pickle_payload_and_instantiator_are_refused(tmp_path: Path, trained: Pa
     torch.save({**checkpoint, "extra": Payload()}, tmp_path / "payload.ckpt")
     with pytest.raises(InputError, match=r"payload.ckpt: refused to load: the file holds Python objects"):
         load_checkpoint(tmp_path / "payload.ckpt")
-    torch.save({**checkpoint, "_instantiator": "os.system"}, tmp_path / "instantiator.ckpt")
+    hparams = {**checkpoint["hyper_parameters"], "_instantiator": "os.system"}  # where Lightning looks for it
+    torch.save({**checkpoint, "hyper_parameters": hparams}, tmp_path / "instantiator.ckpt")
     with pytest.raises(InputError, match=r"instantiator.ckpt: refused to load: the checkpoint holds '_instantiator'"):
         load_checkpoint(tmp_path / "instantiator.ckpt")
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint at all, just some bytes")
+    with pytest.raises(InputError, match=r"garbage.ckpt: the checkpoint is truncated or corrupt"):
+        load_checkpoint(tmp_path / "garbage.ckpt")
 
 
 @pytest.mark.parametrize(
