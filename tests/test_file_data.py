@@ -205,6 +205,9 @@ def test_row_numbers_count_blank_lines_and_quoted_numbers_parse(tmp_path: Path) 
     quoted.write_text('a,"b",y\n"1.5",2,3\n\n4,5,6\n')
     module = FileDataModule(str(quoted), val_fraction=0.0, test_fraction=0.0, shuffle=False)
     torch.testing.assert_close(module.split_tensors("train")[0], torch.tensor([[1.5, 2.0], [4.0, 5.0]]))
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbfa,y\n1,2\n")  # the byte-order mark Excel writes is not part of the name 'a'
+    assert FileDataModule(str(excel), features="a", val_fraction=0.0, test_fraction=0.0).feature_names == ["a"]
     blank = tmp_path / "blank.csv"
     blank.write_text("a,b,y\n1,2,3\n\n4,nan,6\n")
     with pytest.raises(InputError, match=r"blank.csv, row 4, column 'b': nan is not a finite number"):

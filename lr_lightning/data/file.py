@@ -86,7 +86,7 @@ def _resolve_columns(
 
 
 def _read_csv_header(path: Path) -> list[str]:
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
         header = next(csv.reader(handle), None)
     if header is None:
         raise InputError(f"{path}: the file is empty (expected a header row of column names, then data rows)")
@@ -114,7 +114,7 @@ def _diagnose_csv(path: Path, header: list[str], numeric_columns: list[str]) -> 
     reports the line number a text editor shows, counting blank lines.
     """
     indices = [header.index(name) for name in numeric_columns]
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
         reader = csv.reader(handle)
         next(reader)
         for row in reader:
