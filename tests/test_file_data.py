@@ -296,3 +296,15 @@ def test_predict_file_with_fewer_columns_than_the_training_array(tmp_path: Path)
     np.save(tmp_path / "new.npy", np.arange(4.0).reshape(2, 2))
     with pytest.raises(InputError, match=r"new.npy: no feature column 'c2'; the model takes \['c0', 'c1', 'c2'\]"):
         _ = FileDataModule(str(tmp_path / "train.npy"), predict_path=str(tmp_path / "new.npy")).num_features
+
+
+def test_nan_in_an_array_names_its_row_counted_from_zero(tmp_path: Path) -> None:
+    array = np.ones((5, 3))
+    array[2, 1] = np.nan
+    np.save(tmp_path / "holes.npy", array)
+    with pytest.raises(InputError, match=r"holes.npy, row 2, column 'c1': nan is not a finite number"):
+        _ = FileDataModule(str(tmp_path / "holes.npy")).num_features
+    np.save(tmp_path / "new.npy", array[:, :2])
+    np.save(tmp_path / "train.npy", np.ones((5, 3)))
+    with pytest.raises(InputError, match=r"new.npy, row 2, column 'c1': nan"):  # the predict file, by its name
+        _ = FileDataModule(str(tmp_path / "train.npy"), predict_path=str(tmp_path / "new.npy")).num_features

@@ -322,7 +322,7 @@ def _read_parquet(
         values = table.column(name)
         if values.null_count:
             row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InputError(f"{path}, row {row + 1}, column {name!r}: missing value")
+            raise InputError(f"{path}, row {row}, column {name!r}: missing value")
         array = values.to_numpy(zero_copy_only=False)
         if array.dtype == object and allow_labels:
             array = array.astype(str)
@@ -507,10 +507,10 @@ class FileDataModule(InMemoryDataModule):
             if len(table.target_names) != 1:
                 raise InputError(f"{path}: classification takes one label column, got {table.target_names}")
             table.targets = table.targets.reshape(-1)
-        # CSV rows are numbered as lines (the header is line 1), arrays from row 0... numbered from 1 as well.
-        check_finite(table.features, table.feature_names, str(path), first_row=2 if suffix == ".csv" else 1)
-        if table.targets is not None and not labels:
-            check_finite(table.targets, table.target_names, str(path), first_row=2 if suffix == ".csv" else 1)
+        if suffix != ".csv":  # CSV cells were checked while parsing, by line number; array rows count from 0
+            check_finite(table.features, table.feature_names, str(path))
+            if table.targets is not None and not labels:
+                check_finite(table.targets.reshape(len(table.targets), -1), table.target_names, str(path))
         return table
 
     def load_arrays(self) -> ArrayData:
@@ -535,7 +535,7 @@ class FileDataModule(InMemoryDataModule):
         class_names = None
         if self.task == "classification":
             label_arrays = [
-                (t.targets, source, 2 if source.lower().endswith(".csv") else 1)
+                (t.targets, source, 2 if source.lower().endswith(".csv") else 0)
                 for t, source in zip(tables, sources, strict=True)
             ]
             encoded, class_names = _encode_labels(label_arrays, main.target_names[0])  # type: ignore[arg-type]
