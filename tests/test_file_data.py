@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,146 @@ def test_iris_csv_predicts_species_names_in_a_fresh_process(tmp_path: Path) -> N
     truth = [line.rsplit(",", 1)[1].strip() for line in (REPO / "data/iris.csv").read_text().splitlines()[1:]]
     accuracy = np.mean([row["label"] == species for row, species in zip(rows, truth, strict=True)])
     assert accuracy > 0.9
+
+
+def test_splits_are_disjoint_cover_the_file_and_scaling_uses_train_rows_only(table: Path) -> None:
+    module = FileDataModule(str(table), val_fraction=0.2, test_fraction=0.2, seed=5)
+    parts = [module.split_tensors(split)[0].double() for split in ("train", "val", "test")]
+    assert [len(part) for part in parts] == [30, 10, 10]
+    source = np.loadtxt(table, delimiter=",", skiprows=1)[:, :3]
+    stacked = torch.cat(parts).numpy()
+    np.testing.assert_allclose(stacked[np.lexsort(stacked.T)], source[np.lexsort(source.T)], rtol=1e-6)
+    scaling = module.scaling_statistics()
+    torch.testing.assert_close(scaling.feature_mean.double(), parts[0].mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(scaling.feature_scale.double(), parts[0].std(0, correction=0), rtol=1e-5, atol=0)
+    other = FileDataModule(str(table), val_fraction=0.2, test_fraction=0.2, seed=6)
+    assert not torch.equal(other.split_tensors("val")[0], module.split_tensors("val")[0])
+
+
+def test_predict_without_a_predict_file_returns_rows_in_file_order(table: Path) -> None:
+    module = FileDataModule(str(table), val_fraction=0.2, test_fraction=0.2)
+    source = np.loadtxt(table, delimiter=",", skiprows=1)[:, :3]
+    np.testing.assert_allclose(module.predict_features().double().numpy(), source, rtol=1e-6)
+
+
+def test_a_hundred_thousand_rows_load_in_seconds(tmp_path: Path) -> None:
+    values = np.random.default_rng(0).normal(size=(100_000, 21))
+    path = tmp_path / "wide.csv"
+    np.savetxt(path, values, delimiter=",", fmt="%.9g", header=",".join(f"v{j}" for j in range(21)), comments="")
+    start = time.perf_counter()
+    module = FileDataModule(str(path), val_fraction=0.0, test_fraction=0.0)
+    features, targets = module.split_tensors("train")
+    seconds = time.perf_counter() - start
+    assert features.shape == (100_000, 20) and targets.shape == (100_000, 1)
+    np.testing.assert_allclose(targets[:, 0].numpy(), values[:, 20].astype(np.float32), rtol=1e-6)
+    assert seconds < 5.0, f"loading 100,000 x 21 cells took {seconds:.1f} s"  # about 1 s on 2 shared cores
+
+
+def test_row_numbers_count_blank_lines_and_quoted_numbers_parse(tmp_path: Path) -> None:
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('a,"b",y\n"1.5",2,3\n\n4,5,6\n')
+    module = FileDataModule(str(quoted), val_fraction=0.0, test_fraction=0.0, shuffle=False)
+    torch.testing.assert_close(module.split_tensors("train")[0], torch.tensor([[1.5, 2.0], [4.0, 5.0]]))
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbfa,y\n1,2\n")  # the byte-order mark Excel writes is not part of the name 'a'
+    assert FileDataModule(str(excel), features="a", val_fraction=0.0, test_fraction=0.0).feature_names == ["a"]
+    blank = tmp_path / "blank.csv"
+    blank.write_text("a,b,y\n1,2,3\n\n4,nan,6\n")
+    with pytest.raises(InputError, match=r"blank.csv, row 4, column 'b': nan is not a finite number"):
+        _ = FileDataModule(str(blank)).num_features
+
+
+def test_numeric_labels_are_classes_sorted_by_value(tmp_path: Path) -> None:
+    rows = [[i, [7, 3, 10][i % 3]] for i in range(12)]
+    module = FileDataModule(str(write_csv(tmp_path / "codes.csv", ["u", "code"], rows)), task="classification")
+    assert module.class_names == ["3", "7", "10"]  # by value, not as text ("10" < "3"), and no empty classes
+    labels = torch.cat([module.split_tensors(split)[1] for split in ("train", "val", "test")])
+    assert set(labels.tolist()) == {0, 1, 2}
+    plain = write_csv(tmp_path / "plain.csv", ["u", "y"], [[i, i % 2] for i in range(10)])
+    assert FileDataModule(str(plain), task="classification").class_names == ["0", "1"]
+
+
+def test_class_names_are_shared_by_the_split_files(tmp_path: Path) -> None:
+    train = write_csv(tmp_path / "train.csv", ["u", "kind"], [[0, "cat"], [1, "dog"], [2, "cat"]])
+    val = write_csv(tmp_path / "val.csv", ["u", "kind"], [[3, "bird"], [4, "dog"]])
+    module = FileDataModule(str(train), task="classification", val_path=str(val))
+    assert module.class_names == ["bird", "cat", "dog"]
+    assert module.split_tensors("train")[1].tolist() == [1, 2, 1]
+    assert module.split_tensors("val")[1].tolist() == [0, 2]
+
+
+def test_npy_is_memory_mapped_and_columns_chosen_by_name(tmp_path: Path) -> None:
+    array = np.arange(30.0).reshape(10, 3)
+    np.save(tmp_path / "table.npy", array)
+    module = FileDataModule(str(tmp_path / "table.npy"), targets="c0", val_fraction=0.0, test_fraction=0.0)
+    data = module.data
+    assert module.feature_names == ["c1", "c2"] and module.target_names == ["c0"]
+    assert isinstance(data.features.base, np.memmap)  # a view into the file, not a copy in memory
+    np.testing.assert_array_equal(data.targets[:, 0], array[:, 0])
+
+
+def test_npz_arrays_by_name_and_string_labels(tmp_path: Path) -> None:
+    inputs = np.arange(12.0).reshape(6, 2)
+    np.savez(tmp_path / "named.npz", inputs=inputs, kind=np.array(["b", "a", "b", "a", "b", "a"]))
+    module = FileDataModule(
+        str(tmp_path / "named.npz"), features="inputs", targets="kind", task="classification", val_fraction=0.0
+    )
+    assert module.class_names == ["a", "b"] and module.num_features == 2
+    with pytest.raises(InputError, match=r"named.npz: no array named 'X_train'; the file holds 'inputs', 'kind'"):
+        _ = FileDataModule(str(tmp_path / "named.npz"), features="X_train").num_features
+
+
+def test_parquet_needs_pyarrow_or_reads_columns_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "table.parquet"
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        path.write_bytes(b"PAR1")
+        with pytest.raises(InputError, match=r"table.parquet: reading Parquet files needs pyarrow"):
+            _ = FileDataModule(str(path)).num_features
+        return
+    pq.write_table(pa.table({"a": [1.0, 2.0, 3.0], "kind": ["x", "y", "x"], "b": [4, 5, 6]}), path)
+    module = FileDataModule(str(path), targets="kind", task="classification", val_fraction=0.0, test_fraction=0.0)
+    assert module.feature_names == ["a", "b"] and module.class_names == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kwargs", "message"),
+    [
+        ("table.xlsx", "a,y\n1,2\n", {}, r"table.xlsx: unknown file type '.xlsx'"),
+        (
+            "both.csv",
+            "a,b,y\n1,2,3\n",
+            {"features": ["a", "y"]},
+            r"both.csv: column 'y' is both a feature and a target",
+        ),
+        ("feature.csv", "a,b,y\n1,2,3\n", {"features": ["a", "z"]}, r"feature.csv: no feature column 'z'"),
+        ("label.csv", "a,y\n1,cat\n2,\n3,dog\n", {"task": "classification"}, r"label.csv, row 3, column 'y': empty"),
+        ("short.csv", "a,b,y\n1,2,3\n4,5\n", {"features": ["a"]}, r"short.csv, row 3: 2 cells but the header"),
+        ("noname.csv", "a,,y\n1,2,3\n", {}, r"noname.csv, row 1, column 2: empty column name"),
+    ],
+)
+def test_more_bad_csv_input(tmp_path: Path, name: str, text: str, kwargs: dict, message: str) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputError, match=message):
+        _ = FileDataModule(str(tmp_path / name), val_fraction=0.0, test_fraction=0.0, **kwargs).num_features
+
+
+def test_predict_file_with_fewer_columns_than_the_training_array(tmp_path: Path) -> None:
+    np.save(tmp_path / "train.npy", np.arange(20.0).reshape(5, 4))
+    np.save(tmp_path / "new.npy", np.arange(4.0).reshape(2, 2))
+    with pytest.raises(InputError, match=r"new.npy: no feature column 'c2'; the model takes \['c0', 'c1', 'c2'\]"):
+        _ = FileDataModule(str(tmp_path / "train.npy"), predict_path=str(tmp_path / "new.npy")).num_features
+
+
+def test_nan_in_an_array_names_its_row_counted_from_zero(tmp_path: Path) -> None:
+    array = np.ones((5, 3))
+    array[2, 1] = np.nan
+    np.save(tmp_path / "holes.npy", array)
+    with pytest.raises(InputError, match=r"holes.npy, row 2, column 'c1': nan is not a finite number"):
+        _ = FileDataModule(str(tmp_path / "holes.npy")).num_features
+    np.save(tmp_path / "new.npy", array[:, :2])
+    np.save(tmp_path / "train.npy", np.ones((5, 3)))
+    with pytest.raises(InputError, match=r"new.npy, row 2, column 'c1': nan"):  # the predict file, by its name
+        _ = FileDataModule(str(tmp_path / "train.npy"), predict_path=str(tmp_path / "new.npy")).num_features
