@@ -48,13 +48,16 @@ class EpochTimer(Callback):
 
 
 class DataLoaderRegression(LinearRegression):
-    """Our model fed by torch's default DataLoader (the scaling is set by hand, as the DataModule would)."""
+    """Our model fed by torch's default DataLoader (the scaling is set by hand, as the DataModule would).
 
-    def __init__(self, loader: DataLoader, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.loader = loader
+    The loader is set as an attribute after construction, not passed to ``__init__``: Lightning would record a
+    constructor argument as a hyperparameter and write the whole dataset into the run's ``hparams.yaml``.
+    """
+
+    loader: DataLoader | None = None
 
     def train_dataloader(self) -> DataLoader:  # noqa: D102
+        assert self.loader is not None
         return self.loader
 
 
@@ -115,7 +118,8 @@ def measure(n_rows: int = 1_000_000, n_features: int = 100, batch_size: int = 40
     data = ArraysDataModule(features.numpy(), targets.numpy(), batch_size=batch_size)
     ours = lightning_epochs(LinearRegression(in_features=n_features), epochs, data)
     loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True)
-    baseline_model = DataLoaderRegression(loader, in_features=n_features)
+    baseline_model = DataLoaderRegression(in_features=n_features)
+    baseline_model.loader = loader
     baseline_model.set_scaling(features.mean(0), features.std(0), torch.zeros(1), torch.ones(1))
     baseline = lightning_epochs(baseline_model, 2, None)  # slow: one warm-up and one timed epoch
     return {
