@@ -35,6 +35,7 @@ from torch.optim import Optimizer
 
 from lr_lightning.callbacks import CSVPredictionWriter
 from lr_lightning.checkpoint import AtomicCheckpointIO, load_checkpoint
+from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase, TrainingDivergedError
@@ -44,7 +45,8 @@ __all__ = ["LRLightningCLI", "cli", "main"]
 #: Where runs go unless a config says otherwise: runs/<experiment>/version_N.
 DEFAULT_LOGGER = {
     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-    "init_args": {"save_dir": "runs", "name": "default"},
+    # default_hp_metric off: the dashboard writes the HParams entry with the real final metrics at the end of fit.
+    "init_args": {"save_dir": "runs", "name": "default", "default_hp_metric": False},
 }
 
 #: The optimizer when a config names none; configs choose their own in ``optimizer:``.
@@ -106,6 +108,9 @@ class LRLightningCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(CSVPredictionWriter, "prediction_writer")
+        # TensorBoard: figures every N validation epochs, the coefficient table, final-metric hparams, the LR.
+        parser.add_lightning_class_args(TensorBoardDashboard, "dashboard")
+        parser.add_lightning_class_args(LearningRateLogger, "lr_monitor")
 
         parser.add_optimizer_args((Optimizer,))
         parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "trainer.logger": DEFAULT_LOGGER})

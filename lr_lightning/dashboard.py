@@ -1,0 +1,232 @@
+"""TensorBoard dashboards: figures at validation epochs, a coefficient table, hparams with the final metrics.
+
+:class:`TensorBoardDashboard` adds, every ``every_n_epochs`` validation epochs and once at the end of ``fit``:
+
+* ``figures/predicted_vs_actual`` and ``figures/residuals`` (regression, validation rows);
+* ``figures/fitted_line`` for a model with one input feature (the notebooks' plot);
+* ``figures/decision_boundary`` for a classifier with two input features;
+* ``figures/coefficients``: learned coefficients in original units next to least squares' (regression);
+* ``figures/loss_curve``: the training loss per epoch on log-log axes;
+
+a text panel ``coefficients`` with the coefficient table in original units, and, at the end of ``fit``, the
+HParams entry with the final ``val_loss`` and ``val_r2`` or ``val_acc`` (the TensorBoardLogger's placeholder
+``hp_metric = -1`` is switched off in the CLI's logger defaults). It does nothing without a TensorBoardLogger,
+and draws only on global rank 0 (it runs no collective, so the other ranks simply skip it).
+
+:class:`LearningRateLogger` is Lightning's ``LearningRateMonitor`` that stays silent instead of failing when the
+run has no logger.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import TensorBoardLogger
+
+__all__ = ["LearningRateLogger", "TensorBoardDashboard", "coefficient_table"]
+
+#: Metrics put next to the hyperparameters in the HParams tab, when the run logged them.
+HPARAM_METRICS = ("val_loss", "val_r2", "val_acc", "val_mse", "val_auroc", "train_loss")
+
+
+def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
+    return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+
+
+def coefficient_table(model: Any, reference: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    """Format ``coef_`` and ``intercept_`` in original units (and least squares', when given) as Markdown."""
+    coef, intercept = model.coef_, model.intercept_
+    terms = [*model.feature_names, "intercept"]
+    learned = np.hstack([coef, intercept[:, None]])
+    header = "| output | term | learned |" + (" least squares |" if reference is not None else "")
+    lines = [header, "|---|---|---:|" + ("---:|" if reference is not None else "")]
+    exact = np.hstack([reference[0], reference[1][:, None]]) if reference is not None else None
+    output_names = model.output_names if learned.shape[0] == len(model.output_names) else ["logit"]
+    for k, output in enumerate(output_names):
+        for j, term in enumerate(terms):
+            row = f"| {output} | {term} | {learned[k, j]:.6g} |"
+            if exact is not None:
+                row += f" {exact[k, j]:.6g} |"
+            lines.append(row)
+    return "\n".join(lines)
+
+
+class TensorBoardDashboard(Callback):
+    """Figures, a coefficient table and final-metric hparams in TensorBoard (see the module docstring).
+
+    Args:
+        every_n_epochs: draw the figures every this many validation epochs (and at the end of fit); 0 draws
+            them only at the end.
+        max_points: at most this many validation rows in scatter plots (a seeded subsample beyond that).
+
+    """
+
+    def __init__(self, every_n_epochs: int = 10, max_points: int = 2000) -> None:
+        if every_n_epochs < 0:
+            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
+        if max_points < 1:
+            raise ValueError(f"max_points must be >= 1, got {max_points}")
+        self.every_n_epochs = every_n_epochs
+        self.max_points = max_points
+        self.loss_history: list[tuple[int, float]] = []
+        self._reference: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- hooks -------------------------------------------------------------------------------------------------
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Solve least squares once on the training rows (regression only), for the coefficient comparisons."""
+        self.loss_history = []
+        self._reference = None
+        if _tensorboard(trainer) is None or not trainer.is_global_zero or not self._is_regression(pl_module):
+            return
+        from lr_lightning.closed_form import least_squares
+
+        features, targets = trainer.datamodule.split_tensors("train")
+        solution = least_squares(features.double().cpu().numpy(), targets.double().cpu().numpy())
+        self._reference = (solution.coef_, solution.intercept_)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Record the previous epoch's training loss (logged by the model at that epoch's end)."""
+        self._record_loss(trainer)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Draw the figures every ``every_n_epochs`` validation epochs."""
+        if trainer.sanity_checking or self.every_n_epochs == 0:
+            return
+        if trainer.current_epoch % self.every_n_epochs == 0:
+            self._draw(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Draw the final figures and the coefficient table; write the hparams with the final metrics."""
+        self._record_loss(trainer)
+        logger = _tensorboard(trainer)
+        if logger is None or not trainer.is_global_zero:
+            return
+        self._draw(trainer, pl_module)
+        self._log_hparams(trainer, pl_module, logger)
+        logger.experiment.flush()
+
+    # -- drawing -----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_regression(pl_module: pl.LightningModule) -> bool:
+        return hasattr(pl_module, "target_names") and hasattr(pl_module, "target_scale")
+
+    def _record_loss(self, trainer: pl.Trainer) -> None:
+        loss = trainer.callback_metrics.get("train_loss")
+        epoch = trainer.current_epoch - 1  # the last completed epoch, at an epoch's start and at the end of fit
+        if loss is not None and (not self.loss_history or self.loss_history[-1][0] < epoch):
+            self.loss_history.append((epoch, float(loss)))
+
+    def _validation_sample(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        features, targets = trainer.datamodule.split_tensors("val")
+        if features.shape[0] > self.max_points:
+            keep = torch.randperm(features.shape[0], generator=torch.Generator().manual_seed(0))[: self.max_points]
+            features, targets = features[keep], targets[keep]
+        return features, targets
+
+    @torch.no_grad()
+    def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        logger = _tensorboard(trainer)
+        datamodule = getattr(trainer, "datamodule", None)
+        if logger is None or not trainer.is_global_zero or not hasattr(datamodule, "split_tensors"):
+            return
+        from lr_lightning import figures
+
+        writer, step = logger.experiment, trainer.global_step
+        features, targets = self._validation_sample(trainer)
+        dtype, device = pl_module.linear.weight.dtype, pl_module.linear.weight.device
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return pl_module(torch.as_tensor(x, dtype=dtype, device=device)).double().cpu().numpy()
+
+        x, y = features.double().cpu().numpy(), targets.double().cpu().numpy()
+        feature_names = list(pl_module.feature_names)
+        if self._is_regression(pl_module):
+            predicted, names = predict(x), list(pl_module.target_names)
+            writer.add_figure(
+                "figures/predicted_vs_actual", figures.predicted_vs_actual_figure(predicted, y, names), step
+            )
+            writer.add_figure("figures/residuals", figures.residuals_figure(predicted, y, names), step)
+            if x.shape[1] == 1:
+                figure = figures.fitted_line_figure(x[:, 0], y, predict, feature_names[0], names)
+                writer.add_figure("figures/fitted_line", figure, step)
+            reference = self._reference[0] if self._reference is not None else None
+            figure = figures.coefficients_figure(pl_module.coef_, reference, feature_names, names)
+            writer.add_figure("figures/coefficients", figure, step)
+        elif x.shape[1] == 2 and hasattr(pl_module, "class_names"):
+            figure = figures.decision_boundary_figure(
+                x, y.astype(np.int64), predict, feature_names, list(pl_module.class_names)
+            )
+            writer.add_figure("figures/decision_boundary", figure, step)
+        if self.loss_history:
+            epochs, losses = zip(*self.loss_history, strict=True)
+            optimum = self._optimum(trainer) if self._reference is not None else None
+            writer.add_figure("figures/loss_curve", figures.loss_curve_figure(epochs, losses, optimum), step)
+        writer.add_text("coefficients", coefficient_table(pl_module, self._reference), step)
+
+    def _optimum(self, trainer: pl.Trainer) -> float | None:
+        """Least squares' training MSE, for the loss curve (only meaningful when targets are not standardized)."""
+        assert self._reference is not None
+        coef, intercept = self._reference
+        features, targets = trainer.datamodule.split_tensors("train")
+        residuals = targets.double().cpu().numpy() - (features.double().cpu().numpy() @ coef.T + intercept)
+        module = trainer.lightning_module
+        if bool(torch.any(module.target_scale != 1)):
+            return None  # the loss is on standardized targets: a different scale
+        return float(np.mean(residuals**2))
+
+    # -- hparams -----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _log_hparams(trainer: pl.Trainer, pl_module: pl.LightningModule, logger: TensorBoardLogger) -> None:
+        params: dict[str, Any] = {}
+        for key, value in dict(pl_module.hparams).items():
+            if key in ("feature_names", "target_names", "class_names"):
+                continue  # long lists of names, not settings to compare
+            params[f"model/{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
+        if trainer.optimizers:
+            optimizer = trainer.optimizers[0]
+            params["optimizer"] = type(optimizer).__name__
+            for key in ("lr", "momentum", "weight_decay"):
+                if key in optimizer.defaults:
+                    params[f"optimizer/{key}"] = float(optimizer.defaults[key])
+        datamodule = getattr(trainer, "datamodule", None)
+        for key in ("batch_size", "standardize", "seed"):
+            if hasattr(datamodule, key):
+                params[f"data/{key}"] = getattr(datamodule, key)
+        params["data/class"] = type(datamodule).__name__ if datamodule is not None else "none"
+        metrics = {
+            f"hp/{name}": float(trainer.callback_metrics[name])
+            for name in HPARAM_METRICS
+            if name in trainer.callback_metrics
+        }
+        logger.log_hyperparams(params, metrics)
+
+
+class LearningRateLogger(LearningRateMonitor):
+    """Lightning's ``LearningRateMonitor`` (tags ``lr-SGD`` etc.), silent when the run has no logger."""
+
+    def __init__(self, logging_interval: str | None = "epoch", log_momentum: bool = False) -> None:
+        super().__init__(logging_interval=logging_interval, log_momentum=log_momentum)
+        self._silent = False
+
+    def on_train_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        """Start monitoring, unless there is nothing to log to."""
+        self._silent = not trainer.loggers
+        if not self._silent:
+            super().on_train_start(trainer, *args, **kwargs)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        """Log per step when asked to."""
+        if not self._silent:
+            super().on_train_batch_start(trainer, *args, **kwargs)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        """Log per epoch when asked to."""
+        if not self._silent:
+            super().on_train_epoch_start(trainer, *args, **kwargs)

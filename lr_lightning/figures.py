@@ -1,0 +1,157 @@
+"""Matplotlib figures of a linear model: what the course notebooks drew by hand, made for TensorBoard.
+
+Pure functions from arrays to ``matplotlib.figure.Figure``; no Lightning here. matplotlib is imported inside the
+functions (with the non-interactive Agg backend): it is slow to import, and ``lr-lightning --help`` must stay fast.
+The caller closes the figures (``add_figure`` does by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "coefficients_figure",
+    "decision_boundary_figure",
+    "fitted_line_figure",
+    "loss_curve_figure",
+    "predicted_vs_actual_figure",
+    "residuals_figure",
+]
+
+
+def _new_figure(n_panels: int = 1, width: float = 4.0, height: float = 3.6) -> tuple[Figure, np.ndarray]:
+    from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
+
+    figure = Figure(figsize=(width * n_panels, height), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, n_panels, squeeze=False)[0])
+    return figure, axes
+
+
+def predicted_vs_actual_figure(predicted: np.ndarray, actual: np.ndarray, target_names: Sequence[str]) -> Figure:
+    """One scatter per target of predictions (N, K) against the true values (N, K), with the diagonal."""
+    figure, axes = _new_figure(len(target_names))
+    for k, (ax, name) in enumerate(zip(axes, target_names, strict=True)):
+        ax.scatter(actual[:, k], predicted[:, k], s=10, alpha=0.6)
+        low = float(min(actual[:, k].min(), predicted[:, k].min()))
+        high = float(max(actual[:, k].max(), predicted[:, k].max()))
+        ax.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--", label="perfect")
+        ax.set(title=name, xlabel="actual", ylabel="predicted")
+    axes[0].legend(loc="upper left")
+    return figure
+
+
+def residuals_figure(predicted: np.ndarray, actual: np.ndarray, target_names: Sequence[str]) -> Figure:
+    """One scatter per target of the residuals (actual - predicted) against the predictions."""
+    figure, axes = _new_figure(len(target_names))
+    for k, (ax, name) in enumerate(zip(axes, target_names, strict=True)):
+        ax.scatter(predicted[:, k], actual[:, k] - predicted[:, k], s=10, alpha=0.6)
+        ax.axhline(0.0, color="grey", linewidth=1, linestyle="--")
+        ax.set(title=name, xlabel="predicted", ylabel="residual (actual - predicted)")
+    return figure
+
+
+def fitted_line_figure(
+    feature: np.ndarray,
+    targets: np.ndarray,
+    predict: Callable[[np.ndarray], np.ndarray],
+    feature_name: str,
+    target_names: Sequence[str],
+) -> Figure:
+    """Draw the notebooks' plot for one input feature: the data and the fitted line, one panel per target.
+
+    Args:
+        feature: x of shape (N,).
+        targets: y of shape (N, K).
+        predict: maps x of shape (M, 1) to predictions (M, K).
+        feature_name: the x axis label.
+        target_names: K names.
+
+    """
+    grid = np.linspace(float(feature.min()), float(feature.max()), 100)[:, None]
+    line = predict(grid)
+    figure, axes = _new_figure(len(target_names))
+    for k, (ax, name) in enumerate(zip(axes, target_names, strict=True)):
+        ax.scatter(feature, targets[:, k], s=12, alpha=0.7, label="data")
+        ax.plot(grid[:, 0], line[:, k], color="tab:red", linewidth=2, label="fitted line")
+        ax.set(title=name, xlabel=feature_name, ylabel=name)
+    axes[0].legend(loc="best")
+    return figure
+
+
+def decision_boundary_figure(
+    features: np.ndarray,
+    labels: np.ndarray,
+    predict_proba: Callable[[np.ndarray], np.ndarray],
+    feature_names: Sequence[str],
+    class_names: Sequence[str],
+) -> Figure:
+    """Two features of a classifier: the points by class over the predicted class regions and the boundary.
+
+    Args:
+        features: x of shape (N, 2).
+        labels: class indices (N,).
+        predict_proba: maps (M, 2) to class probabilities (M, C).
+        feature_names: the two axis labels.
+        class_names: C names for the legend.
+
+    """
+    margin = 0.1 * (features.max(axis=0) - features.min(axis=0) + 1e-12)
+    low, high = features.min(axis=0) - margin, features.max(axis=0) + margin
+    xx, yy = np.meshgrid(np.linspace(low[0], high[0], 150), np.linspace(low[1], high[1], 150))
+    probabilities = predict_proba(np.column_stack([xx.ravel(), yy.ravel()]))
+    regions = probabilities.argmax(axis=1).reshape(xx.shape)
+    figure, axes = _new_figure(1, width=5.0, height=4.2)
+    ax = axes[0]
+    n_classes = len(class_names)
+    ax.contourf(xx, yy, regions, levels=np.arange(n_classes + 1) - 0.5, cmap="Pastel1", alpha=0.8)
+    if n_classes == 2:
+        ax.contour(xx, yy, probabilities[:, 1].reshape(xx.shape), levels=[0.5], colors="black", linewidths=1.5)
+    for c, name in enumerate(class_names):
+        chosen = labels == c
+        ax.scatter(features[chosen, 0], features[chosen, 1], s=12, label=str(name), edgecolors="none")
+    ax.set(xlabel=feature_names[0], ylabel=feature_names[1], title="decision regions")
+    ax.legend(loc="best", title="class")
+    return figure
+
+
+def coefficients_figure(
+    coef: np.ndarray,
+    reference: np.ndarray | None,
+    feature_names: Sequence[str],
+    output_names: Sequence[str],
+) -> Figure:
+    """Bars of the learned coefficients (K, D) in original units, next to the closed-form ones when given."""
+    figure, axes = _new_figure(len(output_names))
+    positions = np.arange(len(feature_names))
+    width = 0.4 if reference is not None else 0.8
+    for k, (ax, name) in enumerate(zip(axes, output_names, strict=True)):
+        ax.bar(positions - (width / 2 if reference is not None else 0), coef[k], width, label="learned")
+        if reference is not None:
+            ax.bar(positions + width / 2, reference[k], width, label="least squares")
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xticks(positions, list(feature_names), rotation=30, ha="right")
+        ax.set(title=name, ylabel="coefficient (original units)")
+    axes[0].legend(loc="best")
+    return figure
+
+
+def loss_curve_figure(epochs: Sequence[int], losses: Sequence[float], optimum: float | None = None) -> Figure:
+    """Draw the training loss per epoch on log-log axes, as in the course notebook, and the optimum if known."""
+    figure, axes = _new_figure(1, width=5.0, height=3.8)
+    ax = axes[0]
+    steps = np.asarray(epochs, dtype=float) + 1.0  # epoch 0 cannot sit on a log axis
+    values = np.asarray(losses, dtype=float)
+    if optimum is not None and optimum > 0:
+        ax.axhline(optimum, color="tab:green", linestyle="--", linewidth=1, label=f"least squares {optimum:.4g}")
+    ax.plot(steps, np.clip(values, 1e-300, None), marker="o", markersize=3, label="train_loss")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch + 1", ylabel="training loss", title="loss curve (log-log)")
+    ax.legend(loc="best")
+    return figure

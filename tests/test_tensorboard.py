@@ -1,0 +1,121 @@
+"""TensorBoard: scalars, figures, the coefficient table and hparams, read back with TensorBoard's own reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from lr_lightning.cli import cli
+from tests.conftest import CONFIGS, run_cli
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    """Load every scalar, image, text tensor and plugin entry of a run folder."""
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def hparams_session(accumulator: EventAccumulator) -> tuple[dict, list[str]]:
+    """The hyperparameters of the run's HParams session and the metric tags of its experiment."""
+    content = accumulator.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    params = {}
+    for name, value in start.session_start_info.hparams.items():
+        kind = value.WhichOneof("kind")
+        params[name] = getattr(value, kind)
+    return params, [info.name.tag for info in experiment.experiment.metric_infos]
+
+
+@pytest.fixture(scope="module")
+def sourdough_run(tmp_path_factory: pytest.TempPathFactory) -> EventAccumulator:
+    workdir = tmp_path_factory.mktemp("tensorboard")
+    run_cli(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "sourdough.yaml"),
+            "--trainer.max_epochs",
+            "12",
+            "--dashboard.every_n_epochs",
+            "5",
+        ],
+        cwd=workdir,
+    )
+    return read_events(workdir / "runs" / "sourdough" / "version_0")
+
+
+def test_scalars_include_losses_metrics_learning_rate_and_gap(sourdough_run: EventAccumulator) -> None:
+    scalars = set(sourdough_run.Tags()["scalars"])
+    expected = {"train_loss", "val_loss", "val_r2", "val_r2/flavour", "val_mse", "lr-SGD", "optimality_gap"}
+    assert expected <= scalars
+    assert "hp_metric" not in scalars  # the placeholder -1 is off
+    assert len(sourdough_run.Scalars("train_loss")) == 12
+    assert sourdough_run.Scalars("lr-SGD")[-1].value == pytest.approx(0.5)
+    gaps = [event.value for event in sourdough_run.Scalars("optimality_gap")]
+    assert gaps[-1] < gaps[0] and gaps[-1] >= -1e-4
+
+
+def test_figures_at_validation_epochs_and_at_the_end(sourdough_run: EventAccumulator) -> None:
+    images = set(sourdough_run.Tags()["images"])
+    assert {
+        "figures/predicted_vs_actual",
+        "figures/residuals",
+        "figures/coefficients",
+        "figures/loss_curve",
+    } <= images
+    # every 5 validation epochs of 12 (epochs 0, 5, 10) and once at the end of fit
+    steps = [image.step for image in sourdough_run.Images("figures/residuals")]
+    assert steps == [1, 6, 11, 12]
+    png = sourdough_run.Images("figures/coefficients")[-1]
+    assert png.encoded_image_string.startswith(b"\x89PNG") and png.width > 300
+
+
+def test_coefficient_table_text_panel(sourdough_run: EventAccumulator) -> None:
+    text = sourdough_run.Tensors("coefficients/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert "| flavour | proofing_time_h |" in text and "least squares" in text
+    assert text.count("\n") == 2 + 2 * 4 - 1  # header, rule, 2 targets x (3 features + intercept)
+
+
+def test_hparams_hold_the_final_metrics(sourdough_run: EventAccumulator) -> None:
+    params, metric_tags = hparams_session(sourdough_run)
+    assert params["optimizer"] == "SGD" and params["optimizer/lr"] == pytest.approx(0.5)
+    assert params["data/batch_size"] == 10
+    assert {"hp/val_loss", "hp/val_r2"} <= set(metric_tags)
+    final_val_loss = sourdough_run.Scalars("val_loss")[-1].value
+    assert sourdough_run.Scalars("hp/val_loss")[-1].value == pytest.approx(final_val_loss)
+
+
+def test_decision_boundary_for_two_feature_classification(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "logistic_synthetic.yaml"),
+            "--trainer.max_epochs",
+            "2",
+            "--data.init_args.n_features",
+            "2",
+            "--data.init_args.n_informative",
+            "2",
+            "--data.init_args.n_samples",
+            "300",
+        ]
+    )
+    events = read_events(tmp_path / "runs" / "logistic_synthetic" / "version_0")
+    assert "figures/decision_boundary" in events.Tags()["images"]
+    assert {"val_acc", "val_auroc", "val_f1"} <= set(events.Tags()["scalars"])
+    _, metric_tags = hparams_session(events)
+    assert "hp/val_acc" in metric_tags
+
+
+def test_dashboard_is_silent_without_a_logger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = cli(["fit", "--config", str(CONFIGS / "line.yaml"), "--trainer.logger", "false"])
+    assert run.trainer.global_step >= 1
+    assert not list(tmp_path.rglob("events.out.tfevents.*"))
