@@ -19,7 +19,8 @@ from lr_lightning.data.sourdough import SOURDOUGH_FEATURES
 from tests.conftest import CONFIGS, run_cli
 
 CONFIG = str(CONFIGS / "sourdough.yaml")
-DDP_ARGS = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+DDP_CONFIG = str(CONFIGS / "ddp.yaml")  # the shipped DDP config: 2 CPU processes, 5 rows each
+EXPERIMENT = {"single": "sourdough", "ddp": "sourdough_ddp"}
 # Same updates up to float32 rounding of the all-reduce (intercepts near 70 carry float32 steps of ~4e-6).
 RTOL, ATOL = 2e-6, 1e-5
 
@@ -32,18 +33,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     single_dir = tmp_path_factory.mktemp("single")
     run_cli(["fit", "--config", CONFIG], cwd=single_dir)
     ddp_dir = tmp_path_factory.mktemp("ddp")
-    result = run_cli(["fit", "--config", CONFIG, *DDP_ARGS, "--data.init_args.batch_size", "5"], cwd=ddp_dir)
+    result = run_cli(["fit", "--config", DDP_CONFIG], cwd=ddp_dir)
     return {"single": single_dir, "ddp": ddp_dir, "ddp_stdout": result.stdout}
 
 
-def _final_model(workdir: Path) -> MultiOutputRegression:
+def _final_model(workdir: Path, kind: str) -> MultiOutputRegression:
     return MultiOutputRegression.load_from_checkpoint(
-        workdir / "runs" / "sourdough" / "version_0" / "checkpoints" / "latest.ckpt"
+        workdir / "runs" / EXPERIMENT[kind] / "version_0" / "checkpoints" / "latest.ckpt"
     )
 
 
 def test_ddp_fit_matches_single_process(runs: dict[str, Path]) -> None:
-    single, ddp = _final_model(runs["single"]), _final_model(runs["ddp"])
+    single, ddp = _final_model(runs["single"], "single"), _final_model(runs["ddp"], "ddp")
     np.testing.assert_allclose(ddp.coef_, single.coef_, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(ddp.intercept_, single.intercept_, rtol=RTOL, atol=ATOL)
     # The scaling is fitted on all training rows, not on one rank's shard.
@@ -51,21 +52,23 @@ def test_ddp_fit_matches_single_process(runs: dict[str, Path]) -> None:
 
 
 def test_ddp_writes_one_run(runs: dict[str, Path]) -> None:
-    versions = sorted(p.name for p in (runs["ddp"] / "runs" / "sourdough").iterdir())
+    versions = sorted(p.name for p in (runs["ddp"] / "runs" / "sourdough_ddp").iterdir())
     assert versions == ["version_0"]
-    checkpoints = sorted(p.name for p in (runs["ddp"] / "runs" / "sourdough" / "version_0" / "checkpoints").iterdir())
+    checkpoints = sorted(
+        p.name for p in (runs["ddp"] / "runs" / "sourdough_ddp" / "version_0" / "checkpoints").iterdir()
+    )
     assert len(checkpoints) == 2 and "latest.ckpt" in checkpoints
     assert runs["ddp_stdout"].count("Best checkpoint") == 1
 
 
 def test_ddp_predict_writes_every_row_once(runs: dict[str, Path]) -> None:
-    checkpoint = runs["ddp"] / "runs" / "sourdough" / "version_0" / "checkpoints" / "latest.ckpt"
-    result = run_cli(["predict", "--config", CONFIG, *DDP_ARGS, "--ckpt_path", str(checkpoint)], cwd=runs["ddp"])
+    checkpoint = runs["ddp"] / "runs" / "sourdough_ddp" / "version_0" / "checkpoints" / "latest.ckpt"
+    result = run_cli(["predict", "--config", DDP_CONFIG, "--ckpt_path", str(checkpoint)], cwd=runs["ddp"])
     assert result.stdout.count("Predictions written to") == 1
-    files = list((runs["ddp"] / "runs" / "sourdough").glob("version_*/predictions.csv"))
+    files = list((runs["ddp"] / "runs" / "sourdough_ddp").glob("version_*/predictions.csv"))
     assert len(files) == 1
     with files[0].open() as handle:
         rows = list(csv.DictReader(handle))
-    expected = _final_model(runs["ddp"])(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).detach().numpy()
+    expected = _final_model(runs["ddp"], "ddp")(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).detach().numpy()
     written = np.array([[float(row["flavour"]), float(row["crust"])] for row in rows])
     np.testing.assert_allclose(written, expected, rtol=1e-6)

@@ -200,7 +200,17 @@ def test_diverging_run_stops_with_an_error_and_no_non_finite_checkpoint(tmp_path
 
 def test_float64_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    run = cli(["fit", "--config", str(CONFIGS / "sourdough.yaml"), "--trainer.precision", "64-true"])
+    run = cli(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "sourdough.yaml"),
+            "--trainer.precision",
+            "64-true",
+            "--trainer.max_epochs",
+            "3",
+        ]
+    )
     assert run.model.linear.weight.dtype == torch.float64
     assert run.model.feature_mean.dtype == torch.float64
     assert all(state.dtype == torch.float64 for state in run.model.metrics["val_metrics"]["mse"].metric_state.values())
