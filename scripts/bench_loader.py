@@ -116,9 +116,9 @@ def measure(n_rows: int = 1_000_000, n_features: int = 100, batch_size: int = 40
     features, targets = make_data(n_rows, n_features)
     plain = plain_epochs(features, targets, batch_size, epochs)
     data = ArraysDataModule(features.numpy(), targets.numpy(), batch_size=batch_size)
-    ours = lightning_epochs(LinearRegression(in_features=n_features), epochs, data)
+    ours = lightning_epochs(LinearRegression(in_features=n_features, optimality_gap=False), epochs, data)
     loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True)
-    baseline_model = DataLoaderRegression(in_features=n_features)
+    baseline_model = DataLoaderRegression(in_features=n_features, optimality_gap=False)
     baseline_model.loader = loader
     baseline_model.set_scaling(features.mean(0), features.std(0), torch.zeros(1), torch.ones(1))
     baseline = lightning_epochs(baseline_model, 2, None)  # slow: one warm-up and one timed epoch
