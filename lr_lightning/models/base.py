@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torchmetrics import MetricCollection
 
 from lr_lightning.penalties import initialize_linear, soft_threshold, validate_strength, weight_penalty
@@ -134,7 +135,20 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def forward(self, features: Tensor) -> Tensor:
         """Raw features (B, D) -> predictions (B, num_outputs) in the user's units."""
-        return self.decode(self.linear(self.standardize(features)))  # (B, D) -> (B, K)
+        return self.decode(self.layer_outputs(features))  # (B, D) -> (B, K)
+
+    def layer_outputs(self, features: Tensor) -> Tensor:
+        r"""Raw features (B, D) -> layer outputs z (B, num_outputs) of the layer on standardized features.
+
+        :math:`z = W (x - \mu) / \sigma + b` is computed as :math:`z = (W / \sigma) x + (b - (W / \sigma) \mu)`:
+        the same function of the same parameters W and b (so the same gradients and optimizer steps in
+        standardized space), but the scaling touches the (num_outputs, D) weights instead of the (B, D) batch,
+        which saves two passes over every batch.
+        """
+        weight = self.linear.weight / self.feature_scale  # (K, D)
+        shift = weight @ self.feature_mean  # (K,)
+        bias = self.linear.bias - shift if self.linear.bias is not None else -shift
+        return F.linear(features, weight, bias)
 
     def set_scaling(self, feature_mean: Tensor, feature_scale: Tensor, **_: Tensor) -> None:
         """Store the feature scaling fitted by the DataModule (shape (D,) each)."""
@@ -245,7 +259,7 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         features, targets = batch  # (B, D), (B, K) or (B,)
-        outputs = self.linear(self.standardize(features))  # (B, D) -> (B, num_outputs)
+        outputs = self.layer_outputs(features)  # (B, D) -> (B, num_outputs)
         loss = self.compute_loss(outputs, targets)
         if stage == "train":
             if self.l1_strength or self.l2_strength:
