@@ -137,7 +137,7 @@ def check_finite(values: np.ndarray, column_names: Sequence[str], where: str, fi
     release = PageReleaser(values)  # a memmap is read once here: do not leave it resident
     for start in range(0, values.shape[0], CHUNK_ROWS):
         bad = ~np.isfinite(values[start : start + CHUNK_ROWS])
-        release(start, start + CHUNK_ROWS)
+        release()
         if bad.any():
             row, column = (int(i) for i in np.argwhere(bad)[0])
             value = values[start + row, column]

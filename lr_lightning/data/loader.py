@@ -198,45 +198,32 @@ class RowBlocks:
 
 
 class PageReleaser:
-    """Unmap the pages of a read-only ``np.memmap`` once their rows are read, so that they stop counting as RSS.
+    """Unmap the pages of a read-only ``np.memmap`` after rows were read, so that they stop counting as RSS.
 
     Pages of a memory-mapped file that a process has touched stay in its page tables, and in its resident set
     size, until the kernel needs the memory back: one epoch over a 4 GB file would show 4 GB of RSS although none
-    of it is the process's own memory. ``madvise(MADV_DONTNEED)`` drops them from this mapping; for a read-only
-    shared file mapping that loses nothing (the kernel's page cache may keep the data, and the next read faults
-    it back in). A no-op for in-memory arrays, copy-on-write memmaps (``mode="c"``, where it would discard
-    writes) and platforms without ``mmap.madvise``.
+    of it is the process's own memory. ``madvise(MADV_DONTNEED)`` over the whole mapping drops them; for a
+    read-only shared file mapping that loses nothing (the kernel's page cache may keep the data, and the next read
+    faults it back in). The whole mapping rather than the rows just read: the kernel maps neighbouring cached
+    pages on each fault ("fault-around", 64 KB), which belong to other blocks; and on a mapping with few pages
+    present the call costs microseconds. A no-op for in-memory arrays, copy-on-write memmaps (``mode="c"``, where
+    it would discard writes) and platforms without ``mmap.madvise``.
 
     Args:
-        array: the array whose rows are read, a memmap or a view of one (rows may be strided, e.g. a column
-            subset); any other array makes this a no-op.
+        array: the array whose rows are read, a memmap or a view of one (e.g. a column subset); any other array
+            makes this a no-op.
 
     """
 
     def __init__(self, array: np.ndarray) -> None:
-        self._mapping: mmap.mmap | None = None
         mapping = getattr(array, "_mmap", None)  # np.memmap keeps its mmap.mmap here, views share it
-        if (
-            mapping is None
-            or getattr(array, "mode", None) != "r"
-            or not hasattr(mapping, "madvise")
-            or array.ndim == 0
-            or array.strides[0] <= 0
-        ):
-            return
-        mapped_at = np.frombuffer(mapping, dtype=np.uint8).ctypes.data  # the buffer export ends with this line
-        self._mapping = mapping
-        self._first_row_byte = array.ctypes.data - mapped_at  # where row 0 lies in the mapping
-        self._row_stride = array.strides[0]
+        usable = mapping is not None and getattr(array, "mode", None) == "r" and hasattr(mapping, "madvise")
+        self._mapping: mmap.mmap | None = mapping if usable else None
 
-    def __call__(self, start: int, stop: int) -> None:
-        """Release the pages holding rows ``start .. stop - 1`` (page-aligned; mmap clamps the length)."""
-        if self._mapping is None or stop <= start:
-            return
-        first = self._first_row_byte + start * self._row_stride
-        first -= first % mmap.PAGESIZE
-        last = self._first_row_byte + stop * self._row_stride
-        self._mapping.madvise(mmap.MADV_DONTNEED, first, last - first)
+    def __call__(self) -> None:
+        """Drop every page of the mapping from this process (they are read again from the file when needed)."""
+        if self._mapping is not None and not self._mapping.closed:
+            self._mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def read_rows(
@@ -248,7 +235,7 @@ def read_rows(
         array: source of shape (N, ...), typically a memmap.
         blocks: which rows, in which order.
         dtype: dtype of the result (the cast happens during the copy, with no temporary).
-        release: called with each block's rows once they are copied (see :class:`PageReleaser`).
+        release: called once the rows are copied (see :class:`PageReleaser`).
 
     Returns:
         Array of shape (len(blocks), ...).
@@ -259,8 +246,8 @@ def read_rows(
     for start, stop in zip(blocks.starts.tolist(), blocks.stops.tolist(), strict=True):
         output[position : position + stop - start] = array[start:stop]
         position += stop - start
-        if release is not None:
-            release(start, stop)
+    if release is not None:
+        release()
     return output
 
 
