@@ -101,6 +101,10 @@ class OptimalityGap(Callback):
         if not self._active:
             rank_zero_info(f"OptimalityGap: skipped, {type(pl_module).__name__} is not a least-squares regression")
             return
+        if getattr(datamodule, "out_of_core", False):  # least squares on the whole split would load it into memory
+            self._active = False
+            rank_zero_info("OptimalityGap: skipped, the training data stays on disk (out-of-core mode)")
+            return
         features, targets = datamodule.split_tensors("train")  # (N, D), (N, K)
         fit_intercept = pl_module.linear.bias is not None
         solution = least_squares(features.double().numpy(), targets.double().numpy(), fit_intercept=fit_intercept)

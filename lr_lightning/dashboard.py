@@ -83,6 +83,8 @@ class TensorBoardDashboard(Callback):
         self._reference = None
         if _tensorboard(trainer) is None or not trainer.is_global_zero or not self._is_regression(pl_module):
             return
+        if getattr(trainer.datamodule, "out_of_core", False):
+            return  # the training rows stay on disk: no least squares on all of them in memory
         from lr_lightning.closed_form import least_squares
 
         features, targets = trainer.datamodule.split_tensors("train")
@@ -135,6 +137,8 @@ class TensorBoardDashboard(Callback):
         datamodule = getattr(trainer, "datamodule", None)
         if logger is None or not trainer.is_global_zero or not hasattr(datamodule, "split_tensors"):
             return
+        if getattr(datamodule, "out_of_core", False):
+            return  # figures would read the whole validation split from disk into memory
         from lr_lightning import figures
 
         writer, step = logger.experiment, trainer.global_step

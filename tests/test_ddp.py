@@ -72,3 +72,85 @@ def test_ddp_predict_writes_every_row_once(runs: dict[str, Path]) -> None:
     expected = _final_model(runs["ddp"], "ddp")(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).detach().numpy()
     written = np.array([[float(row["flavour"]), float(row["crust"])] for row in rows])
     np.testing.assert_allclose(written, expected, rtol=1e-6)
+
+
+DDP_ON_DISK_SCRIPT = '''
+"""Fit LinearRegression on a memmapped .npy with DDP (argv: folder, devices); what each rank read goes to JSON."""
+import json
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from lr_lightning.data.base import ArrayData, InMemoryDataModule
+from lr_lightning.models import LinearRegression
+
+folder, devices = Path(sys.argv[1]), int(sys.argv[2])
+
+
+class OnDisk(InMemoryDataModule):
+    def load_arrays(self):
+        features = np.load(folder / "features.npy", mmap_mode="r")
+        return ArrayData(features, np.load(folder / "targets.npy"), ["a", "b", "c"], ["y"], source="features.npy")
+
+
+class RowsRead(pl.Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        rows = trainer.train_dataloader.epoch_blocks().indices().tolist()
+        path = folder / f"rows_{devices}_{trainer.global_rank}_{trainer.current_epoch}.json"
+        path.write_text(json.dumps(rows))
+
+
+n_train = 450  # val_fraction 0.1 of 500 rows; full batch: every step sees all training rows
+data = OnDisk(batch_size=n_train // devices, val_fraction=0.1, block_rows=16, seed=3)
+model = LinearRegression(in_features=3)
+model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.3)
+trainer = pl.Trainer(
+    strategy="ddp" if devices > 1 else "auto", accelerator="cpu", devices=devices, precision="64-true",
+    max_epochs=25, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[RowsRead()],
+)
+trainer.fit(model, datamodule=data)
+if trainer.is_global_zero:
+    scaling = data.scaling_statistics()
+    result = {"coef": model.coef_.tolist(), "intercept": model.intercept_.tolist(),
+              "mean": scaling.feature_mean.tolist(), "scale": scaling.feature_scale.tolist()}
+    (folder / f"result_{devices}.json").write_text(json.dumps(result))
+'''
+
+
+def test_ddp_on_memmapped_data_matches_single_process(tmp_path: Path) -> None:
+    """Out of core under DDP: each rank reads its own rows, statistics merged across ranks, same fit as 1 process.
+
+    Full batch (225 rows per rank, 450 in one process) in float64: the all-reduced gradient is the full-batch
+    gradient, so the runs agree to rounding; the statistics are each rank's moments merged (Chan) in rank order.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(500, 3)) * [1.0, 3.0, 0.5] + [10.0, -5.0, 0.0]
+    np.save(tmp_path / "features.npy", features)
+    np.save(tmp_path / "targets.npy", features @ [[1.0], [-2.0], [0.5]] + 4.0 + 0.1 * rng.normal(size=(500, 1)))
+    script = tmp_path / "fit_on_disk.py"
+    script.write_text(DDP_ON_DISK_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for devices in (1, 2):
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path), str(devices)], cwd=tmp_path, env=env, check=True, timeout=300
+        )
+    single, ddp = (json.loads((tmp_path / f"result_{d}.json").read_text()) for d in (1, 2))
+    np.testing.assert_allclose(ddp["mean"], single["mean"], rtol=1e-12)
+    np.testing.assert_allclose(ddp["scale"], single["scale"], rtol=1e-12)
+    np.testing.assert_allclose(ddp["coef"], single["coef"], rtol=1e-9)
+    np.testing.assert_allclose(ddp["intercept"], single["intercept"], rtol=1e-9)
+    for epoch in (0, 1):
+        everything = json.loads((tmp_path / f"rows_1_0_{epoch}.json").read_text())
+        shards = [json.loads((tmp_path / f"rows_2_{rank}_{epoch}.json").read_text()) for rank in (0, 1)]
+        assert len(shards[0]) == len(shards[1]) == 225 and not set(shards[0]) & set(shards[1])
+        assert shards[0] + shards[1] == everything  # the single process's epoch order, cut in two

@@ -1,7 +1,8 @@
-"""The shared base of every DataModule: arrays in memory, seeded splits, scaling fitted on train, fast loaders.
+"""The shared base of every DataModule: arrays in memory or on disk, seeded splits, scaling fitted on train, loaders.
 
 A subclass only says where its arrays come from (:meth:`InMemoryDataModule.load_arrays`); everything else —
-validation, splitting, standardization, batching, sharding under DDP — lives here once.
+validation, splitting, standardization, batching, sharding under DDP — lives here once. Features that arrive as
+an ``np.memmap`` stay on disk (out-of-core mode): see :class:`InMemoryDataModule`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,25 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from lr_lightning.data.loader import InMemoryBatchLoader
+from lr_lightning.data.loader import (
+    DiskBatchLoader,
+    InMemoryBatchLoader,
+    PageReleaser,
+    RowBlocks,
+    read_rows,
+    shard_bounds,
+)
 from lr_lightning.errors import InputError
 
-__all__ = ["TASKS", "ArrayData", "InMemoryDataModule", "ScalingStatistics", "check_finite"]
+__all__ = [
+    "TASKS",
+    "ArrayData",
+    "ColumnMoments",
+    "InMemoryDataModule",
+    "ScalingStatistics",
+    "check_finite",
+    "streaming_moments",
+]
 
 #: What a DataModule's targets are: real values (N, K) or class labels (N,).
 TASKS = ("regression", "classification")
@@ -27,13 +43,17 @@ TASKS = ("regression", "classification")
 #: Rows permuted, cast or summed at a time: keeps temporaries at a few tens of MB for a 1,000,000-row table.
 CHUNK_ROWS = 65536
 
+#: Rows per block when data stays on disk: the unit of the seeded split and of the per-epoch shuffle.
+BLOCK_ROWS = 256
+
 
 @dataclass
 class ArrayData:
     """Arrays a DataModule serves.
 
     Attributes:
-        features: X of shape (N, D), any real dtype (float64 values are kept when training in float64).
+        features: X of shape (N, D), any real dtype (float64 values are kept when training in float64). An
+            ``np.memmap`` (``np.load(path, mmap_mode="r")``, or a column view of one) stays on disk.
         targets: Y of shape (N, K) or (N,) for regression; class indices in ``0..C-1`` of shape (N,) for
             classification.
         feature_names: D column names.
@@ -41,7 +61,8 @@ class ArrayData:
         class_names: C class names (classification only); label ``i`` means ``class_names[i]``.
         split_sizes: ``(n_train, n_val, n_test)`` when the rows already come in train, val, test order (one file
             per split); a size of 0 means that stage uses the training rows. ``None``: split by the fractions.
-        predict_features: features of shape (M, D) to predict on; ``None`` predicts on all N rows.
+        predict_features: features of shape (M, D) to predict on (a memmap stays on disk too); ``None`` predicts
+            on all N rows.
         source: where the data came from (a file name), for messages.
 
     """
@@ -76,6 +97,17 @@ class ScalingStatistics:
     target_scale: Tensor
 
 
+@dataclass
+class _OnDisk:
+    """What an out-of-core DataModule holds after ``setup``: the arrays as given (memmaps) and row blocks."""
+
+    features: np.ndarray  # (N, D), on disk
+    targets: np.ndarray  # (N, K) float or (N,) int labels, as the source gave them
+    predict_features: np.ndarray | None  # (M, D) from a predict file, else None
+    splits: dict[str, RowBlocks]  # train, val, test, predict: which rows, in unshuffled order
+    dtype: torch.dtype  # the training dtype batches are cast to
+
+
 @dataclass(frozen=True)
 class _Summary:
     """What the CLI links into the model; kept after the arrays themselves are released."""
@@ -102,8 +134,10 @@ def check_finite(values: np.ndarray, column_names: Sequence[str], where: str, fi
     """
     if not np.issubdtype(values.dtype, np.floating):
         return
+    release = PageReleaser(values)  # a memmap is read once here: do not leave it resident
     for start in range(0, values.shape[0], CHUNK_ROWS):
         bad = ~np.isfinite(values[start : start + CHUNK_ROWS])
+        release()
         if bad.any():
             row, column = (int(i) for i in np.argwhere(bad)[0])
             value = values[start + row, column]
@@ -142,6 +176,71 @@ def _column_mean_and_std(values: Tensor) -> tuple[Tensor, Tensor]:
     for chunk in values.split(CHUNK_ROWS):
         squares += (chunk.double() - mean).square().sum(dim=0)
     return mean, (squares / n_rows).sqrt()
+
+
+@dataclass
+class ColumnMoments:
+    r"""Count, mean and sum of squared deviations of each column over some rows, float64; mergeable.
+
+    Attributes:
+        count: number of rows n.
+        mean: column means, shape (C,).
+        squared_deviations: :math:`M_2 = \sum_i (x_i - \bar x)^2` per column, shape (C,).
+
+    """
+
+    count: int
+    mean: np.ndarray
+    squared_deviations: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> ColumnMoments:
+        """Moments of the rows of ``values`` (n, C), two passes over rows that are in memory."""
+        values = values.astype(np.float64, copy=False)
+        mean = values.mean(axis=0)
+        return cls(len(values), mean, np.square(values - mean).sum(axis=0))
+
+    def merge(self, other: ColumnMoments) -> ColumnMoments:
+        r"""Moments of both sets of rows (Chan, Golub and LeVeque's pairwise update).
+
+        .. math::
+
+            n = n_a + n_b, \quad \delta = \bar x_b - \bar x_a, \quad
+            \bar x = \bar x_a + \delta \frac{n_b}{n}, \quad
+            M_2 = M_{2,a} + M_{2,b} + \delta^2 \frac{n_a n_b}{n}
+
+        Unlike accumulating :math:`\sum x^2`, this never subtracts two large sums, so columns far from zero keep
+        their precision.
+        """
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / count)
+        deviations = self.squared_deviations + other.squared_deviations + delta**2 * (self.count * other.count / count)
+        return ColumnMoments(count, mean, deviations)
+
+    def mean_and_std(self) -> tuple[Tensor, Tensor]:
+        """Mean and population standard deviation, float64 tensors of shape (C,)."""
+        std = np.sqrt(self.squared_deviations / self.count)
+        return torch.from_numpy(self.mean.copy()), torch.from_numpy(std)
+
+
+def streaming_moments(array: np.ndarray, blocks: RowBlocks, chunk_rows: int = CHUNK_ROWS) -> ColumnMoments:
+    """Column moments of the rows ``blocks`` of a 2-D ``array`` (a memmap), in one pass of ``chunk_rows`` at a time.
+
+    Each chunk is read into memory in float64 (two exact passes over the chunk), then merged into the running
+    moments with :meth:`ColumnMoments.merge`: one pass over the file, float64 temporaries of ``chunk_rows`` rows,
+    and the pages read are released as it goes.
+    """
+    release = PageReleaser(array)
+    moments = ColumnMoments(0, np.zeros(array.shape[1]), np.zeros(array.shape[1]))
+    for first in range(0, len(blocks), chunk_rows):
+        chunk = read_rows(array, blocks.positions(first, first + chunk_rows), np.float64, release)
+        moments = moments.merge(ColumnMoments.of(chunk))
+    return moments
 
 
 def _split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
@@ -184,6 +283,27 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
     dtype (for 1,000,000 x 100 float64 features from scikit-learn: one float32 copy, 400 MB). The scaled
     features are never stored: the model standardizes each batch.
 
+    Out of core: features given as an ``np.memmap`` (``np.load(path, mmap_mode="r")``) stay on disk
+    (``in_memory=None``, the default; ``in_memory=False`` does the same for any array, ``True`` copies a memmap
+    into memory as above). Nothing of size N x D is ever allocated:
+
+    * splits cut the rows into blocks of ``block_rows`` and assign blocks (not rows) with the seeded
+      permutation; the fractions are exact, the two blocks at a split boundary being cut. Each split then reads
+      its blocks in file order;
+    * the standardization statistics come from one streaming pass over the training rows in float64 chunks,
+      merged with Chan's update (:class:`ColumnMoments`); under DDP each rank reads only its share of the
+      training rows and the ranks merge their moments in rank order (one all-gather), so every rank holds the
+      same statistics;
+    * batches are read from the memmap block by block (:class:`~lr_lightning.data.loader.DiskBatchLoader`),
+      each epoch shuffling the *blocks* with ``seed + epoch``; under DDP each rank reads only its shard of that
+      epoch's blocks. Rows do not change blocks between epochs: a truly random row order on a memmap would be one
+      random read per row. Keep ``block_rows`` well below ``batch_size`` so each batch mixes many blocks;
+    * the pages read are unmapped again (``madvise``), so resident memory stays at a few batches;
+    * targets are read alongside, from memory or from their own memmap.
+
+    :meth:`split_tensors` and :meth:`predict_features` still work out of core but read their rows into memory:
+    fine for the validation split of a moderately large file, not for the training split of one larger than RAM.
+
     Args:
         batch_size: rows per training batch (>= 1); evaluation uses the same size.
         val_fraction: share of rows held out for validation, in [0, 1); 0 validates on all rows.
@@ -192,6 +312,9 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         standardize_targets: standardize regression targets too (the loss is then in standardized units).
         shuffle: reshuffle training rows every epoch (seeded by ``seed + epoch``).
         seed: seed of the split and of the shuffles.
+        in_memory: ``None``: memmapped features stay on disk, others are held in memory; ``True``: always in
+            memory; ``False``: always read batch by batch from the source arrays (out-of-core mode).
+        block_rows: rows per block in out-of-core mode (split and shuffle unit); ignored in memory.
 
     """
 
@@ -206,10 +329,14 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         standardize_targets: bool = False,
         shuffle: bool = True,
         seed: int = 0,
+        in_memory: bool | None = None,
+        block_rows: int = BLOCK_ROWS,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if block_rows < 1:
+            raise ValueError(f"block_rows must be >= 1, got {block_rows}")
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
@@ -224,6 +351,8 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         self.standardize_targets = standardize_targets
         self.shuffle = shuffle
         self.seed = seed
+        self.in_memory = in_memory
+        self.block_rows = block_rows
         self._data: ArrayData | None = None
         self._summary: _Summary | None = None
         self._features: Tensor | None = None  # (N, D), rows in split order
@@ -232,6 +361,7 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         self._source_rows: Tensor | None = None  # (N,) position of each source row in split order
         self._splits: dict[str, slice] = {}
         self._scaling: ScalingStatistics | None = None
+        self._disk: _OnDisk | None = None  # out-of-core mode only
 
     def __repr__(self) -> str:
         # LightningDataModule's own __str__ builds every dataloader (loading the data) just to print sizes.
@@ -361,10 +491,22 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         precision = str(trainer.precision) if trainer is not None else ""
         return torch.float64 if precision.startswith("64") else torch.float32
 
+    @property
+    def out_of_core(self) -> bool:
+        """Whether the features stay on disk (see ``in_memory``); loads the data's description if needed."""
+        if self._disk is not None:
+            return True
+        if self.in_memory is not None:
+            return not self.in_memory
+        return isinstance(self.data.features, np.memmap)
+
     def setup(self, stage: str) -> None:
         """Split the rows (once per dtype) and fit the scaling on the training rows; then release the source."""
         dtype = self._storage_dtype()
         if self._features is not None and self._features.dtype == dtype:
+            return
+        if self.out_of_core:
+            self._setup_on_disk(stage, dtype)
             return
         data = self.data
         n_rows = data.features.shape[0]
@@ -399,6 +541,104 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         }
         self._scaling = self._fit_scaling(data.source)
         self._data = None  # the tensors hold what is needed; the source (float64 for scikit-learn) goes
+
+    def _setup_on_disk(self, stage: str, dtype: torch.dtype) -> None:
+        """Out-of-core ``setup``: define the splits as row blocks; fit the scaling (streaming) when fitting."""
+        if self._disk is None or self._disk.dtype != dtype:
+            data = self.data
+            n_rows = data.features.shape[0]
+            everything = RowBlocks.cut(0, n_rows, self.block_rows)
+            if data.split_sizes is not None:
+                n_train, n_val, n_test = data.split_sizes
+                train = RowBlocks.cut(0, n_train, self.block_rows)
+                val = everything.positions(n_train, n_train + n_val) if n_val else train
+                test = everything.positions(n_train + n_val, n_train + n_val + n_test) if n_test else train
+            else:
+                n_train, n_val, n_test = _split_sizes(n_rows, self.val_fraction, self.test_fraction)
+                if n_val + n_test:
+                    # The in-memory split's rule at block granularity: a seeded order of blocks, cut by the sizes.
+                    order = everything.take(np.random.default_rng(self.seed).permutation(everything.num_blocks))
+                    train = order.positions(0, n_train).sorted()
+                    val = order.positions(n_train, n_train + n_val).sorted() if n_val else everything
+                    test = order.positions(n_train + n_val, n_rows).sorted() if n_test else everything
+                else:
+                    train = val = test = everything
+            predict = data.predict_features if data.predict_features is not None else data.features
+            self._disk = _OnDisk(
+                features=data.features,
+                targets=data.targets
+                if data.targets.ndim == 2 or self.task == "classification"
+                else data.targets[:, None],
+                predict_features=data.predict_features,
+                splits={
+                    "train": train,
+                    "val": val,
+                    "test": test,
+                    "predict": RowBlocks.cut(0, len(predict), len(predict)),
+                },
+                dtype=dtype,
+            )
+            self._scaling = None
+        if stage == "fit" and self._scaling is None:
+            self._scaling = self._fit_scaling_on_disk(distributed=True)
+
+    def _fit_scaling_on_disk(self, distributed: bool) -> ScalingStatistics:
+        """Standardization statistics from one streaming pass over the training rows (see :func:`streaming_moments`).
+
+        With ``distributed`` and an initialized process group of several ranks, each rank reads its own block of
+        the training rows and the moments are all-gathered and merged in rank order (a collective: every rank must
+        call it, which Lightning's ``setup`` hook does).
+        """
+        disk = self._disk
+        assert disk is not None
+        source = self.data.source
+        train = disk.splits["train"]
+        num_features = disk.features.shape[1]
+        trainer = self.trainer
+        world_size = trainer.world_size if trainer is not None else 1
+        sharded = (
+            distributed and world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+        )
+        rank = trainer.global_rank if sharded else 0
+        offset, rows = shard_bounds(len(train), rank, world_size if sharded else 1, equal_shards=False)
+        mine = train.positions(offset, offset + rows)
+
+        def moments_of(array: np.ndarray) -> ColumnMoments:
+            local = streaming_moments(array, mine)
+            if not sharded:
+                return local
+            packed = torch.from_numpy(np.concatenate([[float(local.count)], local.mean, local.squared_deviations]))
+            gathered = trainer.strategy.all_gather(packed.to(trainer.strategy.root_device)).cpu().double().numpy()
+            merged = ColumnMoments(0, np.zeros_like(local.mean), np.zeros_like(local.mean))
+            width = len(local.mean)
+            for row in gathered.reshape(world_size, -1):  # rank order: the same sums on every rank
+                merged = merged.merge(ColumnMoments(int(row[0]), row[1 : 1 + width], row[1 + width :]))
+            return merged
+
+        if self.standardize:
+            feature_mean, feature_scale = moments_of(disk.features).mean_and_std()
+            self._unit_scale_for_constants(feature_scale, self.feature_names, "feature", source)
+        else:
+            feature_mean, feature_scale = torch.zeros(num_features), torch.ones(num_features)
+        num_outputs = disk.targets.shape[1] if disk.targets.ndim == 2 else 1
+        if self.standardize_targets and self.task == "regression":
+            target_mean, target_scale = moments_of(disk.targets).mean_and_std()
+            self._unit_scale_for_constants(target_scale, self.target_names, "target", source)
+        else:
+            target_mean, target_scale = torch.zeros(num_outputs), torch.ones(num_outputs)
+        dtype = disk.dtype
+        return ScalingStatistics(
+            feature_mean=feature_mean.to(dtype),
+            feature_scale=feature_scale.to(dtype),
+            target_mean=target_mean.to(dtype),
+            target_scale=target_scale.to(dtype),
+        )
+
+    def _numpy_dtypes(self) -> tuple[type, type]:
+        """Batch dtypes of features and targets in out-of-core mode."""
+        assert self._disk is not None
+        float_dtype = np.float64 if self._disk.dtype == torch.float64 else np.float32
+        return float_dtype, (np.int64 if self.task == "classification" else float_dtype)
 
     def _fit_scaling(self, source: str) -> ScalingStatistics:
         assert self._features is not None
@@ -438,16 +678,25 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         """Scaling fitted on the training rows (call after ``setup``)."""
         if self._scaling is None:
             self.setup("fit")
+        if self._scaling is None and self._disk is not None:  # set up for another stage: one local pass
+            self._scaling = self._fit_scaling_on_disk(distributed=False)
         assert self._scaling is not None
         return self._scaling
 
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """Raw features (n, D) and targets (n, K) or labels (n,) of ``train``, ``val``, ``test`` or ``predict``.
 
-        ``predict`` is all rows of the data; :meth:`predict_features` is what ``predict`` runs on.
+        ``predict`` is all rows of the data; :meth:`predict_features` is what ``predict`` runs on. Out of core the
+        rows are read from disk into new tensors (in file order within each block of the split).
         """
-        if self._features is None:
+        if self._features is None and self._disk is None:
             self.setup("fit")
+        if self._disk is not None:
+            blocks = self._disk.splits[split]
+            feature_dtype, target_dtype = self._numpy_dtypes()
+            features = read_rows(self._disk.features, blocks, feature_dtype, PageReleaser(self._disk.features))
+            targets = read_rows(self._disk.targets, blocks, target_dtype, PageReleaser(self._disk.targets))
+            return torch.from_numpy(features), torch.from_numpy(targets)
         assert self._features is not None and self._targets is not None
         rows = self._splits[split]
         return self._features[rows], self._targets[rows]
@@ -458,8 +707,12 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         The rows are stored in split order; without a predict file they are gathered back into the order of the
         source (a copy, made only here), so that row i of the predictions belongs to row i of the user's data.
         """
-        if self._features is None:
+        if self._features is None and self._disk is None:
             self.setup("predict")
+        if self._disk is not None:
+            source = self._disk.predict_features if self._disk.predict_features is not None else self._disk.features
+            blocks = self._disk.splits["predict"]
+            return torch.from_numpy(read_rows(source, blocks, self._numpy_dtypes()[0], PageReleaser(source)))
         if self._predict_features is not None:
             return self._predict_features
         features = self.split_tensors("predict")[0]
@@ -478,18 +731,51 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
             equal_shards=training,
         )
 
-    def train_dataloader(self) -> InMemoryBatchLoader:
+    def _disk_loader(self, split: str, shuffle: bool, training: bool = False) -> DiskBatchLoader:
+        if self._disk is None:
+            self.setup("fit" if training else split)
+        disk = self._disk
+        assert disk is not None
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        feature_dtype, target_dtype = self._numpy_dtypes()
+        if split == "predict":
+            source = disk.predict_features if disk.predict_features is not None else disk.features
+            arrays, dtypes = (source,), (feature_dtype,)
+        else:
+            arrays, dtypes = (disk.features, disk.targets), (feature_dtype, target_dtype)
+        return DiskBatchLoader(
+            arrays,
+            dtypes,
+            disk.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            rank=rank,
+            world_size=world_size,
+            equal_shards=training,
+        )
+
+    def train_dataloader(self) -> InMemoryBatchLoader | DiskBatchLoader:
         """Shuffled (seed + epoch) batches of the training rows."""
+        if self.out_of_core:
+            return self._disk_loader("train", self.shuffle, training=True)
         return self._loader(self.shuffle, self.split_tensors("train"), training=True)
 
-    def val_dataloader(self) -> InMemoryBatchLoader:
+    def val_dataloader(self) -> InMemoryBatchLoader | DiskBatchLoader:
         """Batches of the validation rows, in order."""
+        if self.out_of_core:
+            return self._disk_loader("val", False)
         return self._loader(False, self.split_tensors("val"))
 
-    def test_dataloader(self) -> InMemoryBatchLoader:
+    def test_dataloader(self) -> InMemoryBatchLoader | DiskBatchLoader:
         """Batches of the test rows, in order."""
+        if self.out_of_core:
+            return self._disk_loader("test", False)
         return self._loader(False, self.split_tensors("test"))
 
-    def predict_dataloader(self) -> InMemoryBatchLoader:
+    def predict_dataloader(self) -> InMemoryBatchLoader | DiskBatchLoader:
         """Batches of features only, in row order, so predictions line up with the input rows."""
+        if self.out_of_core:
+            return self._disk_loader("predict", False)
         return self._loader(False, (self.predict_features(),))

@@ -1,18 +1,35 @@
-"""A batch loader over tensors already in memory: no per-sample ``__getitem__``, no collate.
+"""Batch loaders without per-sample ``__getitem__`` or collate: over tensors in memory, or arrays on disk.
 
 torch's default ``DataLoader`` over a ``TensorDataset`` indexes one row at a time and stacks the rows back into a
-batch; for linear models that bookkeeping costs far more than the maths. This loader draws one permutation per
-epoch and gathers each batch with a single ``index_select`` (or takes a zero-copy slice when not shuffling).
+batch; for linear models that bookkeeping costs far more than the maths. :class:`InMemoryBatchLoader` draws one
+permutation per epoch and gathers each batch with a single ``index_select`` (or takes a zero-copy slice when not
+shuffling). :class:`DiskBatchLoader` reads each batch from a memory-mapped array (``np.memmap``) as a few
+contiguous row blocks, so data larger than memory trains without being loaded whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import mmap
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["InMemoryBatchLoader"]
+__all__ = ["DiskBatchLoader", "InMemoryBatchLoader", "PageReleaser", "RowBlocks", "read_rows", "shard_bounds"]
+
+
+def shard_bounds(n_rows: int, rank: int, world_size: int, equal_shards: bool) -> tuple[int, int]:
+    """``(offset, rows)`` of rank ``rank``'s contiguous block of ``n_rows`` rows shared by ``world_size`` ranks.
+
+    ``equal_shards=True`` (training): every rank gets ``n_rows // world_size`` rows, the last ``n_rows %
+    world_size`` rows are left out. ``False`` (evaluation, prediction): the blocks cover every row, the first
+    ``n_rows % world_size`` ranks taking one row more.
+    """
+    base, extra = divmod(n_rows, world_size)
+    if equal_shards:
+        return rank * base, base
+    return rank * base + min(rank, extra), base + (rank < extra)
 
 
 class InMemoryBatchLoader:
@@ -85,11 +102,7 @@ class InMemoryBatchLoader:
     @property
     def shard(self) -> tuple[int, int]:
         """``(offset, rows)``: where this rank's block starts in the epoch's order and how many rows it has."""
-        n_rows = self.tensors[0].shape[0]
-        base, extra = divmod(n_rows, self.world_size)
-        if self.equal_shards:
-            return self.rank * base, base
-        return self.rank * base + min(self.rank, extra), base + (self.rank < extra)
+        return shard_bounds(self.tensors[0].shape[0], self.rank, self.world_size, self.equal_shards)
 
     @property
     def rows_per_rank(self) -> int:
@@ -121,3 +134,232 @@ class InMemoryBatchLoader:
             else:
                 index = order[start:end]
                 yield tuple(t.index_select(0, index) for t in self.tensors)
+
+
+class RowBlocks:
+    """An order of an array's rows given as contiguous blocks ``[starts[i], stops[i])``, read one after another.
+
+    This is how rows on disk are split and shuffled without an index per row: permuting blocks of a few hundred
+    rows costs one entry per block, and each block is one sequential read. Position ``p`` of the order ("virtual
+    row" ``p``) is row ``starts[i] + (p - offset_i)`` of the array, where block ``i`` holds positions
+    ``offset_i .. offset_i + length_i - 1``.
+
+    Args:
+        starts: first row of each block, shape (S,).
+        stops: one past the last row of each block, shape (S,); every block is non-empty.
+
+    """
+
+    def __init__(self, starts: np.ndarray, stops: np.ndarray) -> None:
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.stops = np.asarray(stops, dtype=np.int64)
+        self._ends = np.cumsum(self.stops - self.starts)  # (S,) position one past each block in this order
+
+    @classmethod
+    def cut(cls, start: int, stop: int, block_rows: int) -> RowBlocks:
+        """Rows ``start .. stop - 1`` in order, in blocks of ``block_rows`` (the last one shorter)."""
+        starts = np.arange(start, stop, block_rows, dtype=np.int64)
+        return cls(starts, np.minimum(starts + block_rows, stop))
+
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    @property
+    def num_blocks(self) -> int:
+        """S, the number of blocks."""
+        return len(self.starts)
+
+    def take(self, order: np.ndarray) -> RowBlocks:
+        """Reorder the blocks: ``order`` holds block indices, e.g. a permutation."""
+        return RowBlocks(self.starts[order], self.stops[order])
+
+    def sorted(self) -> RowBlocks:
+        """Put the blocks in array order (sequential reads), keeping the same rows."""
+        return self.take(np.argsort(self.starts, kind="stable"))
+
+    def positions(self, first: int, last: int) -> RowBlocks:
+        """Positions ``first .. last - 1`` of this order (``last`` clipped to the end), the end blocks cut to fit."""
+        last = min(last, len(self))
+        if last <= first:
+            return RowBlocks(np.empty(0, np.int64), np.empty(0, np.int64))
+        begins = self._ends - (self.stops - self.starts)
+        i = int(np.searchsorted(self._ends, first, side="right"))  # block holding position `first`
+        j = int(np.searchsorted(self._ends, last, side="left"))  # block holding position `last - 1`
+        starts, stops = self.starts[i : j + 1].copy(), self.stops[i : j + 1].copy()
+        starts[0] += first - begins[i]
+        stops[-1] = self.starts[j] + (last - begins[j])
+        return RowBlocks(starts, stops)
+
+    def indices(self) -> np.ndarray:
+        """Every row of the order as one index array, shape (len(self),); for tests and small data."""
+        if not self.num_blocks:
+            return np.empty(0, np.int64)
+        return np.concatenate([np.arange(a, b) for a, b in zip(self.starts, self.stops, strict=True)])
+
+
+class PageReleaser:
+    """Unmap the pages of a read-only ``np.memmap`` after rows were read, so that they stop counting as RSS.
+
+    Pages of a memory-mapped file that a process has touched stay in its page tables, and in its resident set
+    size, until the kernel needs the memory back: one epoch over a 4 GB file would show 4 GB of RSS although none
+    of it is the process's own memory. ``madvise(MADV_DONTNEED)`` over the whole mapping drops them; for a
+    read-only shared file mapping that loses nothing (the kernel's page cache may keep the data, and the next read
+    faults it back in). The whole mapping rather than the rows just read: the kernel maps neighbouring cached
+    pages on each fault ("fault-around", 64 KB), which belong to other blocks; and on a mapping with few pages
+    present the call costs microseconds. A no-op for in-memory arrays, copy-on-write memmaps (``mode="c"``, where
+    it would discard writes) and platforms without ``mmap.madvise``.
+
+    Args:
+        array: the array whose rows are read, a memmap or a view of one (e.g. a column subset); any other array
+            makes this a no-op.
+
+    """
+
+    def __init__(self, array: np.ndarray) -> None:
+        mapping = getattr(array, "_mmap", None)  # np.memmap keeps its mmap.mmap here, views share it
+        usable = mapping is not None and getattr(array, "mode", None) == "r" and hasattr(mapping, "madvise")
+        self._mapping: mmap.mmap | None = mapping if usable else None
+
+    def __call__(self) -> None:
+        """Drop every page of the mapping from this process (they are read again from the file when needed)."""
+        if self._mapping is not None and not self._mapping.closed:
+            self._mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def read_rows(
+    array: np.ndarray, blocks: RowBlocks, dtype: np.dtype | type, release: PageReleaser | None = None
+) -> np.ndarray:
+    """Rows of ``array`` in the order of ``blocks``, copied into one new C-contiguous array of ``dtype``.
+
+    Args:
+        array: source of shape (N, ...), typically a memmap.
+        blocks: which rows, in which order.
+        dtype: dtype of the result (the cast happens during the copy, with no temporary).
+        release: called once the rows are copied (see :class:`PageReleaser`).
+
+    Returns:
+        Array of shape (len(blocks), ...).
+
+    """
+    output = np.empty((len(blocks), *array.shape[1:]), dtype=dtype)
+    position = 0
+    for start, stop in zip(blocks.starts.tolist(), blocks.stops.tolist(), strict=True):
+        output[position : position + stop - start] = array[start:stop]
+        position += stop - start
+    if release is not None:
+        release()
+    return output
+
+
+class DiskBatchLoader:
+    """Iterate over aligned arrays on disk (or in memory) in batches read block by block.
+
+    The counterpart of :class:`InMemoryBatchLoader` for ``np.memmap`` features: nothing is loaded up front; each
+    batch is read from the arrays as a few contiguous row blocks, cast to ``dtypes`` and returned as tensors,
+    and the pages it read are released again (:class:`PageReleaser`), so the resident memory stays at a few
+    batches whatever the file size.
+
+    Shuffling permutes the *blocks* of ``blocks`` with ``seed + epoch`` (torch's generator, as the in-memory
+    loader), not single rows: a batch of B rows is ``B / block_rows`` randomly chosen blocks, each read in file
+    order. A row-level shuffle of a memmap would be random I/O, one seek per row; blocks keep the reads
+    sequential at the price of rows that travel together within their block every epoch. For the mean-squared
+    loss a batch's gradient is a sum over its rows, so the order *within* a batch does not matter; what matters
+    is that blocks are small next to the batch (and that a file sorted by some column is not read in one piece).
+
+    Sharding under DDP follows :func:`shard_bounds` over the positions of the epoch's block order, so each rank
+    reads only its own blocks (the two blocks at a shard boundary are cut between ranks).
+
+    Args:
+        arrays: arrays with the same first dimension N, e.g. features (N, D) as a memmap and targets (N, K).
+        dtypes: the dtype of each array's batches (``np.float32``, ``np.int64``, ...).
+        blocks: the rows to serve and their unshuffled order.
+        batch_size: rows per batch, >= 1.
+        shuffle: permute the blocks each epoch; otherwise rows come in the order of ``blocks``.
+        seed: base seed of the permutation; epoch ``e`` uses ``seed + e``.
+        drop_last: drop the last incomplete batch.
+        rank: this process's rank.
+        world_size: number of processes sharing the data.
+        equal_shards: give every rank the same number of rows (training) rather than covering all rows.
+
+    """
+
+    def __init__(
+        self,
+        arrays: Sequence[np.ndarray],
+        dtypes: Sequence[np.dtype | type],
+        blocks: RowBlocks,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_shards: bool = True,
+    ) -> None:
+        if not arrays or len(arrays) != len(dtypes):
+            raise ValueError(f"DiskBatchLoader needs one dtype per array, got {len(arrays)} arrays, {len(dtypes)}")
+        if any(a.shape[0] != arrays[0].shape[0] for a in arrays):
+            raise ValueError(f"all arrays must have the same number of rows, got {[a.shape[0] for a in arrays]}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        self.arrays = tuple(arrays)
+        self.dtypes = tuple(dtypes)
+        self.blocks = blocks
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.equal_shards = equal_shards
+        self.epoch = 0
+        self._releasers = [PageReleaser(a) for a in self.arrays]
+
+    #: Lightning inspects ``loader.batch_sampler`` like a DataLoader's; batches are formed here, not by a sampler.
+    batch_sampler = None
+
+    @property
+    def sampler(self) -> DiskBatchLoader:
+        """Lightning looks for ``loader.sampler.set_epoch``; the loader is its own sampler."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the block permutation of ``epoch`` for the next iteration."""
+        self.epoch = epoch
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """``(offset, rows)``: where this rank's rows start in the epoch's order and how many there are."""
+        return shard_bounds(len(self.blocks), self.rank, self.world_size, self.equal_shards)
+
+    @property
+    def rows_per_rank(self) -> int:
+        """Rows this rank sees per epoch."""
+        return self.shard[1]
+
+    def __len__(self) -> int:
+        rows = self.rows_per_rank
+        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+
+    def epoch_blocks(self) -> RowBlocks:
+        """Return the rows this rank reads this epoch, in reading order."""
+        order = self.blocks
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = order.take(torch.randperm(order.num_blocks, generator=generator).numpy())
+        # Every rank draws the same permutation and keeps its own stretch of it, so the shards are disjoint.
+        offset, rows = self.shard
+        return order.positions(offset, offset + rows)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        mine = self.epoch_blocks()
+        rows = len(mine)
+        stop = rows - rows % self.batch_size if self.drop_last else rows
+        for start in range(0, stop, self.batch_size):
+            batch = mine.positions(start, min(start + self.batch_size, rows))
+            yield tuple(
+                torch.from_numpy(read_rows(array, batch, dtype, release))
+                for array, dtype, release in zip(self.arrays, self.dtypes, self._releasers, strict=True)
+            )

@@ -184,7 +184,9 @@ class LogisticRegression(LinearModelBase):
         """Besides the scaling, check the training labels against ``num_classes`` before the first step."""
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and datamodule is not None and hasattr(datamodule, "split_tensors"):
+        # Out of core the labels were checked against the class names when the data was loaded.
+        on_disk = getattr(datamodule, "out_of_core", False)
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "split_tensors") and not on_disk:
             _, labels = datamodule.split_tensors("train")
             validate_labels(labels, self.num_classes)
 
