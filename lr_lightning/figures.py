@@ -141,17 +141,32 @@ def coefficients_figure(
     return figure
 
 
-def loss_curve_figure(epochs: Sequence[int], losses: Sequence[float], optimum: float | None = None) -> Figure:
-    """Draw the training loss per epoch on log-log axes, as in the course notebook, and the optimum if known."""
+def loss_curve_figure(
+    train_losses: Sequence[tuple[int, float]],
+    val_losses: Sequence[tuple[int, float]] = (),
+    optimum: float | None = None,
+) -> Figure:
+    """Draw the loss per epoch on log-log axes, as the course notebook did (``plt.loglog(epoch_list, LOSS, '.-')``).
+
+    Args:
+        train_losses: (epoch, training loss) pairs, epochs counted from 0.
+        val_losses: (epoch, validation loss) pairs, drawn too when given.
+        optimum: least squares' training loss, drawn as a horizontal line when known and positive.
+
+    """
     figure, axes = _new_figure(1, width=5.0, height=3.8)
     ax = axes[0]
-    steps = np.asarray(epochs, dtype=float) + 1.0  # epoch 0 cannot sit on a log axis
-    values = np.asarray(losses, dtype=float)
     if optimum is not None and optimum > 0:
         ax.axhline(optimum, color="tab:green", linestyle="--", linewidth=1, label=f"least squares {optimum:.4g}")
-    ax.plot(steps, np.clip(values, 1e-300, None), marker="o", markersize=3, label="train_loss")
+    for name, pairs in (("train_loss", train_losses), ("val_loss", val_losses)):
+        if len(pairs) == 0:
+            continue
+        epochs, losses = np.asarray(pairs, dtype=float).T
+        # epoch 0 cannot sit on a log axis; a loss of exactly 0 (an exact fit) neither
+        ax.plot(epochs + 1.0, np.clip(losses, 1e-300, None), ".-", label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set(xlabel="epoch + 1", ylabel="training loss", title="loss curve (log-log)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set(xlabel="epoch + 1", ylabel="loss", title="loss curve (log-log)")
     ax.legend(loc="best")
     return figure
