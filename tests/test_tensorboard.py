@@ -129,3 +129,19 @@ def test_dashboard_is_silent_without_a_logger(tmp_path: Path, monkeypatch: pytes
     run = cli(["fit", "--config", str(CONFIGS / "line.yaml"), "--trainer.logger", "false"])
     assert run.trainer.global_step >= 1
     assert not list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_fitted_line_and_coefficient_table_for_one_feature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli(["fit", "--config", str(CONFIGS / "line.yaml")])
+    events = read_events(tmp_path / "runs" / "line" / "version_0")
+    assert {"figures/fitted_line", "figures/loss_curve", "figures/coefficients"} <= set(events.Tags()["images"])
+    table = events.Tensors("coefficients/text_summary")[-1].tensor_proto.string_val[0].decode()
+    rows = {line.split("|")[2].strip(): line.split("|")[3:5] for line in table.splitlines()[2:]}
+    # y = 3x + 1 exactly: gradient descent has reached least squares, and both are the true line
+    (learned_slope, exact_slope), (learned_intercept, exact_intercept) = (
+        [float(cell) for cell in rows[term]] for term in ("x", "intercept")
+    )
+    assert exact_slope == pytest.approx(3.0) and exact_intercept == pytest.approx(1.0)
+    assert learned_slope == pytest.approx(exact_slope, abs=1e-3)
+    assert learned_intercept == pytest.approx(exact_intercept, abs=1e-3)
