@@ -6,7 +6,7 @@
 * ``figures/fitted_line`` for a model with one input feature (the notebooks' plot);
 * ``figures/decision_boundary`` for a classifier with two input features;
 * ``figures/coefficients``: learned coefficients in original units next to least squares' (regression);
-* ``figures/loss_curve``: the training loss per epoch on log-log axes;
+* ``figures/loss_curve``: the training (and validation) loss per epoch on log-log axes;
 
 a text panel ``coefficients`` with the coefficient table in original units, and, at the end of ``fit``, the
 HParams entry with the final ``val_loss`` and ``val_r2`` or ``val_acc`` (the TensorBoardLogger's placeholder
@@ -73,13 +73,19 @@ class TensorBoardDashboard(Callback):
         self.every_n_epochs = every_n_epochs
         self.max_points = max_points
         self.loss_history: list[tuple[int, float]] = []
+        self.val_loss_history: list[tuple[int, float]] = []
+        self._validation_epochs = 0
         self._reference: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- hooks -------------------------------------------------------------------------------------------------
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Start every run (fit or validate) with empty loss histories and no validation epoch counted."""
+        self.loss_history, self.val_loss_history = [], []
+        self._validation_epochs = 0
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Solve least squares once on the training rows (regression only), for the coefficient comparisons."""
-        self.loss_history = []
         self._reference = None
         if _tensorboard(trainer) is None or not trainer.is_global_zero or not self._is_regression(pl_module):
             return
@@ -96,11 +102,21 @@ class TensorBoardDashboard(Callback):
         self._record_loss(trainer)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Draw the figures every ``every_n_epochs`` validation epochs."""
+        """Draw the figures at the first validation epoch and every ``every_n_epochs`` validation epochs after.
+
+        Validation epochs are counted, not training epochs, so that ``check_val_every_n_epoch`` > 1 still draws.
+        """
         if trainer.sanity_checking or self.every_n_epochs == 0:
             return
-        if trainer.current_epoch % self.every_n_epochs == 0:
+        self._validation_epochs += 1
+        if (self._validation_epochs - 1) % self.every_n_epochs == 0:
             self._draw(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Record this validation's loss (logged by the model after the callbacks' epoch-end hooks ran)."""
+        loss = trainer.callback_metrics.get("val_loss")
+        if not trainer.sanity_checking and loss is not None:
+            self.val_loss_history.append((trainer.current_epoch, float(loss)))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Draw the final figures and the coefficient table; write the hparams with the final metrics."""
@@ -119,6 +135,8 @@ class TensorBoardDashboard(Callback):
         return hasattr(pl_module, "target_names") and hasattr(pl_module, "target_scale")
 
     def _record_loss(self, trainer: pl.Trainer) -> None:
+        # The model logs train_loss in on_train_epoch_end, after the epoch's validation (and after this
+        # callback's own epoch-end hook), so an epoch's loss is read at the next epoch's start.
         loss = trainer.callback_metrics.get("train_loss")
         epoch = trainer.current_epoch - 1  # the last completed epoch, at an epoch's start and at the end of fit
         if loss is not None and (not self.loss_history or self.loss_history[-1][0] < epoch):
@@ -168,9 +186,9 @@ class TensorBoardDashboard(Callback):
             )
             writer.add_figure("figures/decision_boundary", figure, step)
         if self.loss_history:
-            epochs, losses = zip(*self.loss_history, strict=True)
             optimum = self._optimum(trainer) if self._reference is not None else None
-            writer.add_figure("figures/loss_curve", figures.loss_curve_figure(epochs, losses, optimum), step)
+            figure = figures.loss_curve_figure(self.loss_history, self.val_loss_history, optimum)
+            writer.add_figure("figures/loss_curve", figure, step)
         writer.add_text("coefficients", coefficient_table(pl_module, self._reference), step)
 
     def _optimum(self, trainer: pl.Trainer) -> float | None:

@@ -86,8 +86,9 @@ def test_hparams_hold_the_final_metrics(sourdough_run: EventAccumulator) -> None
     assert params["optimizer"] == "SGD" and params["optimizer/lr"] == pytest.approx(0.5)
     assert params["data/batch_size"] == 10
     assert {"hp/val_loss", "hp/val_r2"} <= set(metric_tags)
-    final_val_loss = sourdough_run.Scalars("val_loss")[-1].value
-    assert sourdough_run.Scalars("hp/val_loss")[-1].value == pytest.approx(final_val_loss)
+    for metric in ("val_loss", "val_r2"):
+        final_value = sourdough_run.Scalars(metric)[-1].value
+        assert sourdough_run.Scalars(f"hp/{metric}")[-1].value == pytest.approx(final_value)
 
 
 def test_decision_boundary_for_two_feature_classification(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,14 +98,18 @@ def test_decision_boundary_for_two_feature_classification(tmp_path: Path, monkey
             "fit",
             "--config",
             str(CONFIGS / "logistic_synthetic.yaml"),
-            "--trainer.max_epochs",
-            "2",
             "--data.init_args.n_features",
             "2",
             "--data.init_args.n_informative",
             "2",
             "--data.init_args.n_samples",
             "300",
+            "--trainer.max_epochs",
+            "5",
+            "--trainer.check_val_every_n_epoch",
+            "2",
+            "--dashboard.every_n_epochs",
+            "2",
         ]
     )
     events = read_events(tmp_path / "runs" / "logistic_synthetic" / "version_0")
@@ -112,6 +117,11 @@ def test_decision_boundary_for_two_feature_classification(tmp_path: Path, monkey
     assert {"val_acc", "val_auroc", "val_f1"} <= set(events.Tags()["scalars"])
     _, metric_tags = hparams_session(events)
     assert "hp/val_acc" in metric_tags
+    assert events.Scalars("hp/val_acc")[-1].value == pytest.approx(events.Scalars("val_acc")[-1].value)
+    # validation after epochs 1 and 3; every 2nd of those is drawn (the first), then once more at the end of fit
+    steps_per_epoch = events.Scalars("train_loss")[0].step + 1
+    steps = [image.step for image in events.Images("figures/decision_boundary")]
+    assert steps == [2 * steps_per_epoch, 5 * steps_per_epoch]
 
 
 def test_dashboard_is_silent_without_a_logger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,3 +129,19 @@ def test_dashboard_is_silent_without_a_logger(tmp_path: Path, monkeypatch: pytes
     run = cli(["fit", "--config", str(CONFIGS / "line.yaml"), "--trainer.logger", "false"])
     assert run.trainer.global_step >= 1
     assert not list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_fitted_line_and_coefficient_table_for_one_feature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli(["fit", "--config", str(CONFIGS / "line.yaml")])
+    events = read_events(tmp_path / "runs" / "line" / "version_0")
+    assert {"figures/fitted_line", "figures/loss_curve", "figures/coefficients"} <= set(events.Tags()["images"])
+    table = events.Tensors("coefficients/text_summary")[-1].tensor_proto.string_val[0].decode()
+    rows = {line.split("|")[2].strip(): line.split("|")[3:5] for line in table.splitlines()[2:]}
+    # y = 3x + 1 exactly: gradient descent has reached least squares, and both are the true line
+    (learned_slope, exact_slope), (learned_intercept, exact_intercept) = (
+        [float(cell) for cell in rows[term]] for term in ("x", "intercept")
+    )
+    assert exact_slope == pytest.approx(3.0) and exact_intercept == pytest.approx(1.0)
+    assert learned_slope == pytest.approx(exact_slope, abs=1e-3)
+    assert learned_intercept == pytest.approx(exact_intercept, abs=1e-3)
