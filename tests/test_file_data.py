@@ -308,3 +308,32 @@ def test_nan_in_an_array_names_its_row_counted_from_zero(tmp_path: Path) -> None
     np.save(tmp_path / "train.npy", np.ones((5, 3)))
     with pytest.raises(InputError, match=r"new.npy, row 2, column 'c1': nan"):  # the predict file, by its name
         _ = FileDataModule(str(tmp_path / "train.npy"), predict_path=str(tmp_path / "new.npy")).num_features
+
+
+def test_npy_stays_on_disk_and_fits_like_in_memory(tmp_path: Path) -> None:
+    """A .npy is memory-mapped and read batch by batch (issue 8); the fit reaches least squares either way."""
+    import lightning.pytorch as pl
+
+    from lr_lightning import least_squares
+    from lr_lightning.models import LinearRegression
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 4))
+    table = np.column_stack([x, x @ np.array([1.0, -2.0, 0.5, 3.0]) + 4.0 + 0.1 * rng.normal(size=3000)])
+    np.save(tmp_path / "table.npy", table.astype(np.float32))
+    fits = {}
+    for in_memory in (None, True):
+        module = FileDataModule(
+            str(tmp_path / "table.npy"), in_memory=in_memory, val_fraction=0.0, test_fraction=0.0, batch_size=3000
+        )
+        assert module.out_of_core is (in_memory is None)
+        model = LinearRegression(in_features=4, optimality_gap=False)
+        model.configure_optimizers = lambda m=model: torch.optim.LBFGS(  # type: ignore[method-assign]
+            m.parameters(), max_iter=50, line_search_fn="strong_wolfe"
+        )
+        trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+        trainer.fit(model, datamodule=module)
+        fits[in_memory] = model.coef_
+    reference = least_squares(table[:, :4].astype(np.float32).astype(np.float64), table[:, 4:].astype(np.float32))
+    for coef in fits.values():
+        np.testing.assert_allclose(coef, reference.coef_, rtol=1e-3)

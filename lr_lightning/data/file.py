@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lr_lightning.data.base import TASKS, ArrayData, InMemoryDataModule, check_finite
+from lr_lightning.data.base import BLOCK_ROWS, TASKS, ArrayData, InMemoryDataModule, check_finite
 from lr_lightning.errors import InputError
 
 __all__ = ["FILE_FORMATS", "FileDataModule"]
@@ -437,6 +437,11 @@ class FileDataModule(InMemoryDataModule):
         standardize_targets: standardize regression targets too.
         shuffle: reshuffle training rows each epoch.
         seed: seed of the split and the shuffles.
+        in_memory: ``None`` (default): a single ``.npy`` file stays on disk, memory-mapped and read batch by batch
+            (data larger than memory trains; splits and shuffles work on blocks of ``block_rows`` rows), every
+            other format is read into memory; ``True``: always read into memory (fastest when it fits);
+            ``False``: stream from disk.
+        block_rows: rows per block on disk (the split and shuffle unit); ignored in memory.
 
     """
 
@@ -456,6 +461,8 @@ class FileDataModule(InMemoryDataModule):
         standardize_targets: bool = False,
         shuffle: bool = True,
         seed: int = 0,
+        in_memory: bool | None = None,
+        block_rows: int = BLOCK_ROWS,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -465,6 +472,8 @@ class FileDataModule(InMemoryDataModule):
             standardize_targets=standardize_targets and task == "regression",
             shuffle=shuffle,
             seed=seed,
+            in_memory=in_memory,
+            block_rows=block_rows,
         )
         if task not in TASKS:
             raise InputError(f"task must be one of {TASKS}, got {task!r}")
