@@ -79,13 +79,17 @@ def memory_status() -> dict[str, float]:
     return fields
 
 
-def train(folder: Path, epochs: int, batch_size: int) -> dict:
+def train(folder: Path, epochs: int, batch_size: int, keep_pages: bool) -> dict:
     """In the child: fit through the memmap DataModule and return the figures."""
     import lightning.pytorch as pl
     import torch
 
     from lr_lightning.data.base import ArrayData, InMemoryDataModule
+    from lr_lightning.data.loader import PageReleaser
     from lr_lightning.models import LinearRegression
+
+    if keep_pages:  # the control: pages read stay mapped, as with a plain np.memmap loop
+        PageReleaser.__call__ = lambda self: None  # type: ignore[method-assign]
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     after_imports = memory_status()
@@ -160,6 +164,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--budget-mb", type=float, default=1024, help="the memory budget the run must stay under")
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the temporary folder goes")
+    parser.add_argument("--keep-pages", action="store_true", help="control run: never unmap the pages read")
     parser.add_argument("--train", help=argparse.SUPPRESS)  # internal: the child's data folder
     args = parser.parse_args()
     if args.train:
@@ -168,7 +173,7 @@ def main() -> None:
 
         logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore")
-        print("RESULT " + json.dumps(train(Path(args.train), args.epochs, args.batch_size)))
+        print("RESULT " + json.dumps(train(Path(args.train), args.epochs, args.batch_size, args.keep_pages)))
         return
 
     folder = Path(tempfile.mkdtemp(prefix="bench_memmap_", dir=args.dir))
@@ -179,7 +184,7 @@ def main() -> None:
         file_mb = (folder / "features.npy").stat().st_size / 1e6
         drop_from_page_cache(folder / "features.npy")
         command = [sys.executable, __file__, "--train", str(folder), "--epochs", str(args.epochs)]
-        command += ["--batch-size", str(args.batch_size)]
+        command += ["--batch-size", str(args.batch_size)] + (["--keep-pages"] if args.keep_pages else [])
         timed = Path("/usr/bin/time").exists()
         if timed:
             command = ["/usr/bin/time", "-v", *command]
@@ -215,6 +220,7 @@ def main() -> None:
     )
     print(f"|coef - true|      {result['coef_error']:.2e} max; |intercept - true| {result['intercept_error']:.2e}")
     print(f"features held as   {result['features_held_as']}")
+    print(f"pages read         {'kept mapped (control run)' if args.keep_pages else 'unmapped after each batch'}")
     print(f"within budget      {'yes' if peak_mb < args.budget_mb else 'NO'}")
 
 

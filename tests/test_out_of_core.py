@@ -86,6 +86,22 @@ def test_in_memory_flag_overrides_the_default(on_disk: tuple[str, np.ndarray, np
     torch.testing.assert_close(streamed.split_tensors("train")[0], torch.from_numpy(features).float())
 
 
+def test_in_memory_fit_loads_the_data_once() -> None:
+    """Choosing between the two modes never reloads a source that the in-memory setup released."""
+    features, targets = _problem(n_rows=400)
+
+    class Counting(ArraysDataModule):
+        loads = 0
+
+        def load_arrays(self) -> ArrayData:
+            Counting.loads += 1
+            return super().load_arrays()
+
+    module = Counting(features, targets, batch_size=100, val_fraction=0.25)
+    fit(LinearRegression(in_features=features.shape[1]), module, lbfgs, epochs=1)
+    assert not module.out_of_core and module._data is None and Counting.loads == 1
+
+
 def test_streaming_statistics_match_numpy() -> None:
     """Chan's merge over 37-row chunks of shuffled blocks gives numpy's mean and std to 1e-10."""
     features, _ = _problem(n_rows=1001)

@@ -496,6 +496,8 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         """Whether the features stay on disk (see ``in_memory``); loads the data's description if needed."""
         if self._disk is not None:
             return True
+        if self._features is not None:  # set up in memory; the source is gone, do not load it again to ask
+            return False
         if self.in_memory is not None:
             return not self.in_memory
         return isinstance(self.data.features, np.memmap)
