@@ -1,7 +1,7 @@
-"""Screenshot TensorBoard's scalars and images pages for a runs folder, without a desktop.
+"""Screenshot TensorBoard's scalars, images and hparams pages for a runs folder, without a desktop.
 
 Starts TensorBoard on localhost (a free port), waits until it serves, and takes headless Chromium screenshots
-(Debian's ``chromium`` package: ``apt-get install chromium``) of the scalars and images dashboards, then stops
+(Debian's ``chromium`` package: ``apt-get install chromium``) of the scalars, images and hparams dashboards, then stops
 TensorBoard.
 
     python scripts/tensorboard_screenshot.py runs/sourdough --output docs/
@@ -33,6 +33,7 @@ CHROMIUM_FLAGS = (
 PAGES = {
     "scalars": "#scalars&tagFilter=%5E(train_loss%7Cval_loss%7Coptimality_gap%7Cval_r2%7Clr-SGD)%24",
     "images": "#images",
+    "hparams": "#hparams",
 }
 
 
