@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 __all__ = ["LearningRateLogger", "TensorBoardDashboard", "coefficient_table"]
 
 #: Metrics put next to the hyperparameters in the HParams tab, when the run logged them.
-HPARAM_METRICS = ("val_loss", "val_r2", "val_acc", "val_mse", "val_auroc", "train_loss")
+HPARAM_METRICS = ("val_loss", "val_r2", "val_acc", "val_auroc", "train_loss")
 
 
 def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
@@ -206,6 +206,7 @@ class TensorBoardDashboard(Callback):
 
     @staticmethod
     def _log_hparams(trainer: pl.Trainer, pl_module: pl.LightningModule, logger: TensorBoardLogger) -> None:
+        """Write the run's HParams session: its settings and final metrics (``hp/val_loss``, ...)."""
         params: dict[str, Any] = {}
         for key, value in dict(pl_module.hparams).items():
             if key in ("feature_names", "target_names", "class_names"):
@@ -222,12 +223,23 @@ class TensorBoardDashboard(Callback):
             if hasattr(datamodule, key):
                 params[f"data/{key}"] = getattr(datamodule, key)
         params["data/class"] = type(datamodule).__name__ if datamodule is not None else "none"
+        params["trainer/max_epochs"] = trainer.max_epochs if trainer.max_epochs is not None else -1
         metrics = {
             f"hp/{name}": float(trainer.callback_metrics[name])
             for name in HPARAM_METRICS
             if name in trainer.callback_metrics
         }
-        logger.log_hyperparams(params, metrics)
+        # Not logger.log_hyperparams(params, metrics): besides the session it writes an experiment summary, and
+        # TensorBoard shows the first run's summary for all runs (hparams sorted by name, five of them ticked), so
+        # a sweep's learning rate hid behind data/* and model/* columns and another config's metrics were missing.
+        # Sessions alone make TensorBoard build the table from all runs, the hparams that differ between them first.
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+        logger.log_metrics(metrics, step=trainer.global_step)
+        _, session_start, session_end = hparams_summaries(params, metrics)
+        writer = logger.experiment._get_file_writer()  # as Lightning's log_hyperparams does
+        writer.add_summary(session_start, trainer.global_step)
+        writer.add_summary(session_end, trainer.global_step)
 
 
 class LearningRateLogger(LearningRateMonitor):

@@ -1,10 +1,11 @@
-"""Screenshot TensorBoard's scalars and images pages for a runs folder, without a desktop.
+"""Screenshot TensorBoard's scalars, images and hparams pages for a runs folder, without a desktop.
 
 Starts TensorBoard on localhost (a free port), waits until it serves, and takes headless Chromium screenshots
-(Debian's ``chromium`` package: ``apt-get install chromium``) of the scalars and images dashboards, then stops
+(Debian's ``chromium`` package: ``apt-get install chromium``) of the scalars, images and hparams dashboards, then stops
 TensorBoard.
 
     python scripts/tensorboard_screenshot.py runs/sourdough --output docs/
+    python scripts/tensorboard_screenshot.py runs/sourdough --pages hparams --output /tmp
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars",
 )
 
+#: The dashboards: URL fragment and window size. The HParams table is wide: the ticked hparams come first (those
+#: that differ between runs in front), then the final metrics.
 PAGES = {
-    "scalars": "#scalars&tagFilter=%5E(train_loss%7Cval_loss%7Coptimality_gap%7Cval_r2%7Clr-SGD)%24",
-    "images": "#images",
+    "scalars": ("#scalars&tagFilter=%5E(train_loss%7Cval_loss%7Coptimality_gap%7Cval_r2%7Clr-SGD)%24", (1400, 1000)),
+    "images": ("#images", (1400, 1000)),
+    "hparams": ("#hparams", (2100, 420)),
 }
 
 
@@ -78,9 +82,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("logdir", help="a runs folder, e.g. runs/sourdough")
     parser.add_argument("--output", default="docs", help="folder for tensorboard_<page>.png")
-    parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--width", type=int, help="window width in pixels (default: the page's own)")
+    parser.add_argument("--height", type=int, help="window height in pixels (default: the page's own)")
     parser.add_argument("--budget-ms", type=int, default=15000, help="virtual time for the page to render")
+    parser.add_argument("--pages", nargs="+", choices=sorted(PAGES), default=list(PAGES), help="dashboards to shoot")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -96,9 +101,11 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}/"
         wait_until_serving(base)
-        for page, fragment in PAGES.items():
+        for page in args.pages:
+            fragment, (width, height) = PAGES[page]
             path = output / f"tensorboard_{page}.png"
-            screenshot(chromium, base + fragment, path.resolve(), args.width, args.height, args.budget_ms)
+            size = (args.width or width, args.height or height)
+            screenshot(chromium, base + fragment, path.resolve(), *size, args.budget_ms)
             print(f"wrote {path}")
     finally:
         server.terminate()

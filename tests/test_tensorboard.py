@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import api_pb2, hparams_plugin, plugin_data_pb2
+from werkzeug.test import Client
 
 from lr_lightning.cli import cli
 from tests.conftest import CONFIGS, run_cli
@@ -19,16 +22,19 @@ def read_events(run_dir: Path) -> EventAccumulator:
     return accumulator
 
 
-def hparams_session(accumulator: EventAccumulator) -> tuple[dict, list[str]]:
-    """The hyperparameters of the run's HParams session and the metric tags of its experiment."""
+def hparams_session(accumulator: EventAccumulator) -> tuple[dict, set[str]]:
+    """The hyperparameters of the run's HParams session and the metric tags TensorBoard offers next to them."""
     content = accumulator.PluginTagToContent("hparams")
+    # no experiment summary: TensorBoard then builds the table from every run's session (see dashboard.py)
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    end = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"])
+    assert end.session_end_info.status == api_pb2.STATUS_SUCCESS
     params = {}
     for name, value in start.session_start_info.hparams.items():
         kind = value.WhichOneof("kind")
         params[name] = getattr(value, kind)
-    return params, [info.name.tag for info in experiment.experiment.metric_infos]
+    return params, set(accumulator.Tags()["scalars"])
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +91,8 @@ def test_hparams_hold_the_final_metrics(sourdough_run: EventAccumulator) -> None
     params, metric_tags = hparams_session(sourdough_run)
     assert params["optimizer"] == "SGD" and params["optimizer/lr"] == pytest.approx(0.5)
     assert params["data/batch_size"] == 10
-    assert {"hp/val_loss", "hp/val_r2"} <= set(metric_tags)
+    assert params["trainer/max_epochs"] == 12 and params["data/class"] == "SourdoughDataModule"
+    assert {"hp/val_loss", "hp/val_r2"} <= metric_tags
     for metric in ("val_loss", "val_r2"):
         final_value = sourdough_run.Scalars(metric)[-1].value
         assert sourdough_run.Scalars(f"hp/{metric}")[-1].value == pytest.approx(final_value)
@@ -145,3 +152,32 @@ def test_fitted_line_and_coefficient_table_for_one_feature(tmp_path: Path, monke
     assert exact_slope == pytest.approx(3.0) and exact_intercept == pytest.approx(1.0)
     assert learned_slope == pytest.approx(exact_slope, abs=1e-3)
     assert learned_intercept == pytest.approx(exact_intercept, abs=1e-3)
+
+
+def hparams_tab(logdir: Path) -> tuple[dict, list[dict]]:
+    """Ask TensorBoard's HParams plugin, as the HParams tab does, for the experiment and its session groups."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    context = base_plugin.TBContext(logdir=str(logdir), multiplexer=multiplexer, data_provider=provider)
+    routes = hparams_plugin.HParamsPlugin(context).get_plugin_apps()
+    experiment = Client(routes["/experiment"]).post("/", json={"experimentName": ""}).get_json()
+    query = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS"], "colParams": [], "sliceSize": 10}
+    groups = Client(routes["/session_groups"]).post("/", json=query).get_json()["sessionGroups"]
+    return experiment, groups
+
+
+def test_hparams_tab_compares_learning_rates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for lr in ("0.5", "0.1"):
+        cli(["fit", "--config", str(CONFIGS / "line.yaml"), "--optimizer.init_args.lr", lr, "--trainer.max_epochs=3"])
+    experiment, groups = hparams_tab(tmp_path / "runs" / "line")
+    # TensorBoard ticks the first five hparams and metrics: the learning rate (it differs) and the final metrics
+    assert experiment["hparamInfos"][0]["name"] == "optimizer/lr"
+    assert {"hp/val_loss", "hp/val_r2"} <= {metric["name"]["tag"] for metric in experiment["metricInfos"][:5]}
+    assert {group["name"]: group["hparams"]["optimizer/lr"] for group in groups} == {"version_0": 0.5, "version_1": 0.1}
+    for group in groups:
+        final = {metric["name"]["tag"]: metric["value"] for metric in group["metricValues"]}
+        logged = read_events(tmp_path / "runs" / "line" / group["name"])
+        assert final["hp/val_loss"] == pytest.approx(logged.Scalars("val_loss")[-1].value)
