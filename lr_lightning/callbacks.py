@@ -124,7 +124,10 @@ class OptimalityGap(Callback):
         if not self._active or self.optimum_mse is None:
             return
         gap = self.training_mse(trainer, pl_module) - self.optimum_mse
-        # Every rank holds the whole training split, so every rank computes the same value: no sync needed.
-        pl_module.log("optimality_gap", gap, on_step=False, on_epoch=True)
+        # Every rank holds the whole training split and computes the same value; sync_dist only averages equal
+        # numbers (once per epoch) and keeps Lightning from warning under DDP.
+        pl_module.log("optimality_gap", gap, on_step=False, on_epoch=True, sync_dist=True)
         if self.optimum_mse > 1e-12:  # an exact fit (the 4-point line) has an optimum of ~1e-30: no ratio
-            pl_module.log("relative_optimality_gap", gap / self.optimum_mse, on_step=False, on_epoch=True)
+            pl_module.log(
+                "relative_optimality_gap", gap / self.optimum_mse, on_step=False, on_epoch=True, sync_dist=True
+            )

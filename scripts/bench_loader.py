@@ -5,6 +5,8 @@ All three train the same linear regression (MSE, SGD) on the same float32 tensor
 * plain: a hand-written loop, one ``randperm`` per epoch, ``index_select`` per batch, standardization per batch;
 * lightning: ``Trainer.fit`` with our DataModule (``InMemoryBatchLoader``) and ``LinearRegression``, logging on
   (a TensorBoardLogger in a temporary folder), no checkpointing or progress bar;
+* minimal: ``Trainer.fit`` of the smallest LightningModule (an ``nn.Linear`` and ``mse_loss``, no scaling, metrics
+  or checks) on the same loader and logger: Lightning's own per-step cost, the floor for any LightningModule;
 * dataloader: ``Trainer.fit`` with the same model over ``DataLoader(TensorDataset(X, y), batch_size, shuffle=True)``
   (per-row ``__getitem__`` and ``default_collate``).
 
@@ -61,6 +63,18 @@ class DataLoaderRegression(LinearRegression):
         return self.loader
 
 
+class MinimalRegression(pl.LightningModule):
+    """The least a LightningModule can do for linear regression: a layer and the MSE, on features as they come."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(in_features, 1)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+        features, targets = batch
+        return torch.nn.functional.mse_loss(self.linear(features), targets)
+
+
 def make_data(n_rows: int, n_features: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw standard normal features (N, D) and a noisy linear target (N, 1), float32."""
     generator = torch.Generator().manual_seed(0)
@@ -112,11 +126,12 @@ def lightning_epochs(model: pl.LightningModule, epochs: int, datamodule: pl.Ligh
 
 
 def measure(n_rows: int = 1_000_000, n_features: int = 100, batch_size: int = 4096, epochs: int = 4) -> dict:
-    """Median steady-state epoch time in seconds of ``plain``, ``lightning`` and ``dataloader``."""
+    """Median steady-state epoch time in seconds of ``plain``, ``lightning``, ``minimal`` and ``dataloader``."""
     features, targets = make_data(n_rows, n_features)
     plain = plain_epochs(features, targets, batch_size, epochs)
     data = ArraysDataModule(features.numpy(), targets.numpy(), batch_size=batch_size)
     ours = lightning_epochs(LinearRegression(in_features=n_features, optimality_gap=False), epochs, data)
+    minimal = lightning_epochs(MinimalRegression(n_features), epochs, data)
     loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True)
     baseline_model = DataLoaderRegression(in_features=n_features, optimality_gap=False)
     baseline_model.loader = loader
@@ -125,6 +140,7 @@ def measure(n_rows: int = 1_000_000, n_features: int = 100, batch_size: int = 40
     return {
         "plain": statistics.median(plain[1:]),
         "lightning": statistics.median(ours[1:]),
+        "minimal": statistics.median(minimal[1:]),
         "dataloader": statistics.median(baseline[1:]),
     }
 
@@ -144,6 +160,7 @@ def main() -> None:
     for name, label in (
         ("plain", "plain PyTorch loop"),
         ("lightning", "Lightning + InMemoryBatchLoader"),
+        ("minimal", "minimal LightningModule, same loader"),
         ("dataloader", "Lightning + default DataLoader"),
     ):
         print(f"{label:<34}{times[name]:>10.3f}{times[name] / times['plain']:>9.2f}x")

@@ -13,6 +13,7 @@ Subclasses implement :meth:`LinearModelBase.configure_metrics`, :meth:`LinearMod
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -97,11 +98,22 @@ class LinearModelBase(pl.LightningModule, ABC):
         initialize_linear(self.linear, init, init_std)
         self.register_buffer("feature_mean", torch.zeros(in_features))
         self.register_buffer("feature_scale", torch.ones(in_features))
-        self._loss_totals: dict[str, Tensor] = {}  # stage -> [sum of batch loss x rows, rows] this epoch
+        self._loss_sums: dict[str, Tensor] = {}  # stage -> sum over this epoch's batches of batch loss x rows
+        self._loss_rows: dict[str, int] = {}  # stage -> rows seen this epoch
+        self._last_train_loss: Tensor | None = None
         metrics = self.configure_metrics()
         # One collection per stage, so train/val/test states never mix (ModuleDict keys cannot be "train" etc.
         # clashing with Module attributes, hence the suffix).
         self.metrics = nn.ModuleDict({f"{stage}_metrics": metrics.clone(prefix=f"{stage}_") for stage in STAGES})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The Trainer sets `_current_fx_name` (a string) around every hook call, about 44 times per training step;
+        # nn.Module.__setattr__ looks for parameters, buffers and submodules of that name first, which costs ten
+        # times a plain attribute write and about 5% of a small model's step.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # -- what a model file provides ------------------------------------------------------------------------------
 
@@ -236,10 +248,33 @@ class LinearModelBase(pl.LightningModule, ABC):
             group = next(g for g in self._training_optimizer().param_groups if any(p is weight for p in g["params"]))
             with torch.no_grad():
                 weight.copy_(soft_threshold(weight, group["lr"] * self.l1_strength / self._penalty_divisor))
-        # Checked here, before any callback's on_train_batch_end or epoch end can write a checkpoint. One sum over
-        # all parameters is non-finite when any entry is (NaN and inf propagate), at the cost of one sync.
-        if not bool(torch.isfinite(sum(p.sum() for p in self.parameters()))):
-            self._diverged("the weights became non-finite in this optimizer step", step=self.trainer.global_step)
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        """Stop training when this step's loss or the updated weights are NaN or infinite.
+
+        Checked after the optimizer step, before any callback's on_train_batch_end or epoch end can write a
+        checkpoint, with one read of three numbers: a sum is non-finite when any entry is (NaN and inf propagate).
+        Under DDP the decision rests on the weights alone, which the gradient all-reduce keeps identical on every
+        rank (a NaN loss on one rank makes everyone's gradients NaN), so all ranks stop together without a
+        collective per step.
+        """
+        weight, bias = self.linear.weight, self.linear.bias
+        with torch.no_grad():
+            sums = [weight.sum()] if bias is None else [weight.sum(), bias.sum()]
+            loss = self._last_train_loss if self._last_train_loss is not None else weight.new_zeros(())
+            loss_value, *weight_sums = torch.stack([loss.to(weight.dtype), *sums]).tolist()
+        weights_finite = all(math.isfinite(value) for value in weight_sums)
+        loss_finite = math.isfinite(loss_value) or self.trainer.world_size > 1
+        if not (weights_finite and loss_finite):
+            what = (
+                f"the training loss is {loss_value}"
+                if not math.isfinite(loss_value)
+                else f"the training loss was {loss_value:.6g}"
+            )
+            if not weights_finite:
+                what += " and the weights became non-finite in this optimizer step"
+            self._diverged(what, step=self.trainer.global_step)
 
     def _diverged(self, what: str, step: int) -> None:
         optimizer = self._training_optimizer()
@@ -264,25 +299,26 @@ class LinearModelBase(pl.LightningModule, ABC):
         if stage == "train":
             if self.l1_strength or self.l2_strength:
                 loss = loss + self.penalty()
-            finite = bool(torch.isfinite(loss))
-            if self.trainer.world_size > 1:  # one decision for all ranks, or the others wait in the all-reduce
-                finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
-            if not finite:
-                self._diverged(f"the training loss is {loss.item()}", step=self.trainer.global_step)
+            self._last_train_loss = loss.detach()  # checked with the weights after the optimizer step
         else:
             self.update_metrics(stage, outputs, targets)
         # Summed here and logged once per epoch: `self.log` per step costs more than a linear model's whole step.
         rows = features.shape[0]
-        total = self._loss_totals.get(stage)
-        batch_total = torch.stack([loss.detach() * rows, loss.new_tensor(rows)])
-        self._loss_totals[stage] = batch_total if total is None else total + batch_total
+        if stage in self._loss_sums:
+            self._loss_sums[stage].add_(loss.detach(), alpha=rows)
+            self._loss_rows[stage] += rows
+        else:
+            self._loss_sums[stage] = loss.detach() * rows
+            self._loss_rows[stage] = rows
         return loss
 
     def _log_epoch_loss(self, stage: str) -> None:
         """Log ``<stage>_loss``, the mean of the stage's batch losses weighted by rows, over all processes."""
-        total = self._loss_totals.pop(stage, None)
-        if total is None:
-            total = self.linear.weight.new_zeros(2)
+        loss_sum = self._loss_sums.pop(stage, None)
+        rows = self._loss_rows.pop(stage, 0)
+        if loss_sum is None:
+            loss_sum = self.linear.weight.new_zeros(())
+        total = torch.stack([loss_sum, loss_sum.new_tensor(rows)])
         if self._trainer is not None and self.trainer.world_size > 1:
             total = self.trainer.strategy.reduce(total, reduce_op="sum")  # ranks may hold unequal row counts
         if total[1] > 0:
@@ -328,7 +364,8 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's loss sum afresh."""
-        self._loss_totals.pop("train", None)
+        self._loss_sums.pop("train", None)
+        self._loss_rows.pop("train", None)
 
     def on_train_epoch_end(self) -> None:
         """Log ``train_loss`` (before EarlyStopping and ModelCheckpoint look at it: they run after this hook)."""
@@ -336,7 +373,8 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def on_validation_epoch_start(self) -> None:
         """Start the validation loss sum afresh."""
-        self._loss_totals.pop("val", None)
+        self._loss_sums.pop("val", None)
+        self._loss_rows.pop("val", None)
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val_loss`` and the validation metrics (torchmetrics has synced them across processes)."""
@@ -345,7 +383,8 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def on_test_epoch_start(self) -> None:
         """Start the test loss sum afresh."""
-        self._loss_totals.pop("test", None)
+        self._loss_sums.pop("test", None)
+        self._loss_rows.pop("test", None)
 
     def on_test_epoch_end(self) -> None:
         """Log ``test_loss`` and the test metrics."""
