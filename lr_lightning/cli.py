@@ -247,6 +247,9 @@ def cli(args: ArgsType = None, run: bool = True, **kwargs: Any) -> LRLightningCL
     os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     # The optimizer group deliberately replaces the model's fallback `configure_optimizers`.
     warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
+    # Lightning 2.6's batch-moving code uses a torch.utils._pytree API that torch 2.13 marks deprecated; users
+    # cannot act on that either, and it printed on every run.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     kwargs.setdefault("save_config_kwargs", {"overwrite": False})
     return LRLightningCLI(
         model_class=LinearModelBase,
