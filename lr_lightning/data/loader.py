@@ -32,7 +32,28 @@ def shard_bounds(n_rows: int, rank: int, world_size: int, equal_shards: bool) ->
     return rank * base + min(rank, extra), base + (rank < extra)
 
 
-class InMemoryBatchLoader:
+class EpochSeededLoader:
+    """What Lightning needs of a loader that forms its own batches from an epoch-seeded order.
+
+    Lightning calls ``loader.sampler.set_epoch(epoch)`` before each epoch (the loader is its own sampler) and
+    inspects ``loader.batch_sampler`` as it would a DataLoader's.
+    """
+
+    #: Batches are formed by the loader, not by a sampler.
+    batch_sampler = None
+    epoch = 0
+
+    @property
+    def sampler(self) -> EpochSeededLoader:
+        """The loader itself, for Lightning's ``loader.sampler.set_epoch``."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch`` for the next iteration."""
+        self.epoch = epoch
+
+
+class InMemoryBatchLoader(EpochSeededLoader):
     """Iterate over aligned tensors in batches of rows.
 
     The order is a pure function of ``(seed, epoch)``: a run resumed at epoch ``e`` sees exactly the batches an
@@ -86,18 +107,6 @@ class InMemoryBatchLoader:
         self.world_size = world_size
         self.equal_shards = equal_shards
         self.epoch = 0
-
-    #: Lightning inspects ``loader.batch_sampler`` like a DataLoader's; batches are formed here, not by a sampler.
-    batch_sampler = None
-
-    @property
-    def sampler(self) -> InMemoryBatchLoader:
-        """Lightning looks for ``loader.sampler.set_epoch``; the loader is its own sampler."""
-        return self
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the permutation of ``epoch`` for the next iteration."""
-        self.epoch = epoch
 
     @property
     def shard(self) -> tuple[int, int]:
@@ -251,7 +260,7 @@ def read_rows(
     return output
 
 
-class DiskBatchLoader:
+class DiskBatchLoader(EpochSeededLoader):
     """Iterate over aligned arrays on disk (or in memory) in batches read block by block.
 
     The counterpart of :class:`InMemoryBatchLoader` for ``np.memmap`` features: nothing is loaded up front; each
@@ -316,18 +325,6 @@ class DiskBatchLoader:
         self.equal_shards = equal_shards
         self.epoch = 0
         self._releasers = [PageReleaser(a) for a in self.arrays]
-
-    #: Lightning inspects ``loader.batch_sampler`` like a DataLoader's; batches are formed here, not by a sampler.
-    batch_sampler = None
-
-    @property
-    def sampler(self) -> DiskBatchLoader:
-        """Lightning looks for ``loader.sampler.set_epoch``; the loader is its own sampler."""
-        return self
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the block permutation of ``epoch`` for the next iteration."""
-        self.epoch = epoch
 
     @property
     def shard(self) -> tuple[int, int]:
