@@ -145,6 +145,10 @@ class LRLightningCLI(LightningCLI):
         self._check_values(config)
         if self.subcommand is not None and "weights_only" in config and config["weights_only"] is None:
             config["weights_only"] = True
+        if self.subcommand in ("validate", "test", "predict"):
+            # These runs get a version folder of their own, so the checkpoint callbacks' saved state names another
+            # folder; Lightning's warning that top-k tracking will not be restored only matters when resuming a fit.
+            warnings.filterwarnings("ignore", message=r"The dirpath has changed from .* won't be reloaded")
 
     @staticmethod
     def _check_values(config: Any) -> None:
@@ -250,6 +254,9 @@ def cli(args: ArgsType = None, run: bool = True, **kwargs: Any) -> LRLightningCL
     # Lightning 2.6's batch-moving code uses a torch.utils._pytree API that torch 2.13 marks deprecated; users
     # cannot act on that either, and it printed on every run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # Lightning offers prediction writers the batch indices of DataLoaders only; CSVPredictionWriter puts rows in
+    # their source order from our loaders' own row order, so it needs none.
+    warnings.filterwarnings("ignore", message=r"Couldn't infer the batch indices .*`(InMemory|Disk)BatchLoader`")
     kwargs.setdefault("save_config_kwargs", {"overwrite": False})
     return LRLightningCLI(
         model_class=LinearModelBase,
