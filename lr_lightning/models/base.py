@@ -308,7 +308,8 @@ class LinearModelBase(pl.LightningModule, ABC):
             self._loss_sums[stage].add_(loss.detach(), alpha=rows)
             self._loss_rows[stage] += rows
         else:
-            self._loss_sums[stage] = loss.detach() * rows
+            # At least float32, so that half-precision runs do not sum an epoch of losses in 8 bits of mantissa.
+            self._loss_sums[stage] = loss.detach().to(torch.promote_types(loss.dtype, torch.float32)) * rows
             self._loss_rows[stage] = rows
         return loss
 
