@@ -33,15 +33,44 @@ def shard_bounds(n_rows: int, rank: int, world_size: int, equal_shards: bool) ->
 
 
 class EpochSeededLoader:
-    """What Lightning needs of a loader that forms its own batches from an epoch-seeded order.
+    """What both loaders share: batching options, the DDP shard, the epoch's seed, and Lightning's protocol.
 
     Lightning calls ``loader.sampler.set_epoch(epoch)`` before each epoch (the loader is its own sampler) and
-    inspects ``loader.batch_sampler`` as it would a DataLoader's.
+    inspects ``loader.batch_sampler`` as it would a DataLoader's. A subclass says how many rows it serves
+    (:attr:`num_rows`) and how it orders and reads them.
     """
 
     #: Batches are formed by the loader, not by a sampler.
     batch_sampler = None
-    epoch = 0
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        rank: int,
+        world_size: int,
+        equal_shards: bool,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.rank = rank
+        self.world_size = world_size
+        self.equal_shards = equal_shards
+        self.epoch = 0
+
+    @property
+    def num_rows(self) -> int:
+        """Rows served per epoch over all ranks."""
+        raise NotImplementedError
 
     @property
     def sampler(self) -> EpochSeededLoader:
@@ -51,6 +80,30 @@ class EpochSeededLoader:
     def set_epoch(self, epoch: int) -> None:
         """Select the permutation of ``epoch`` for the next iteration."""
         self.epoch = epoch
+
+    def epoch_generator(self) -> torch.Generator:
+        """Return the generator of this epoch's permutation, seeded with ``seed + epoch`` (the same on every rank)."""
+        return torch.Generator().manual_seed(self.seed + self.epoch)
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        """``(offset, rows)``: where this rank's rows start in the epoch's order and how many there are."""
+        return shard_bounds(self.num_rows, self.rank, self.world_size, self.equal_shards)
+
+    @property
+    def rows_per_rank(self) -> int:
+        """Rows this rank sees per epoch."""
+        return self.shard[1]
+
+    def __len__(self) -> int:
+        rows = self.rows_per_rank
+        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+
+    def batch_bounds(self, rows: int) -> Iterator[tuple[int, int]]:
+        """``(start, end)`` of each batch over ``rows`` rows, without the last incomplete one under drop_last."""
+        stop = rows - rows % self.batch_size if self.drop_last else rows
+        for start in range(0, stop, self.batch_size):
+            yield start, min(start + self.batch_size, rows)
 
 
 class InMemoryBatchLoader(EpochSeededLoader):
@@ -94,40 +147,27 @@ class InMemoryBatchLoader(EpochSeededLoader):
         n_rows = tensors[0].shape[0]
         if any(t.shape[0] != n_rows for t in tensors):
             raise ValueError(f"all tensors must have the same number of rows, got {[t.shape[0] for t in tensors]}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        super().__init__(
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            rank=rank,
+            world_size=world_size,
+            equal_shards=equal_shards,
+        )
         self.tensors = tensors
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.drop_last = drop_last
-        self.rank = rank
-        self.world_size = world_size
-        self.equal_shards = equal_shards
-        self.epoch = 0
 
     @property
-    def shard(self) -> tuple[int, int]:
-        """``(offset, rows)``: where this rank's block starts in the epoch's order and how many rows it has."""
-        return shard_bounds(self.tensors[0].shape[0], self.rank, self.world_size, self.equal_shards)
-
-    @property
-    def rows_per_rank(self) -> int:
-        """Rows this rank sees per epoch."""
-        return self.shard[1]
-
-    def __len__(self) -> int:
-        rows = self.rows_per_rank
-        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+    def num_rows(self) -> int:
+        """N, the rows of the tensors."""
+        return self.tensors[0].shape[0]
 
     def _permutation(self) -> Tensor | None:
         """Return this rank's rows of this epoch's permutation, or None when not shuffling."""
         if not self.shuffle:
             return None
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.tensors[0].shape[0], generator=generator)
+        order = torch.randperm(self.num_rows, generator=self.epoch_generator())
         # Every rank draws the same permutation and keeps its own block, so the shards are disjoint.
         start, rows = self.shard
         return order[start : start + rows]
@@ -135,9 +175,7 @@ class InMemoryBatchLoader(EpochSeededLoader):
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order = self._permutation()
         offset, rows = self.shard  # unshuffled ranks read contiguous blocks
-        stop = rows - rows % self.batch_size if self.drop_last else rows
-        for start in range(0, stop, self.batch_size):
-            end = min(start + self.batch_size, rows)
+        for start, end in self.batch_bounds(rows):
             if order is None:
                 yield tuple(t[offset + start : offset + end] for t in self.tensors)
             else:
@@ -309,53 +347,38 @@ class DiskBatchLoader(EpochSeededLoader):
             raise ValueError(f"DiskBatchLoader needs one dtype per array, got {len(arrays)} arrays, {len(dtypes)}")
         if any(a.shape[0] != arrays[0].shape[0] for a in arrays):
             raise ValueError(f"all arrays must have the same number of rows, got {[a.shape[0] for a in arrays]}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+        super().__init__(
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            rank=rank,
+            world_size=world_size,
+            equal_shards=equal_shards,
+        )
         self.arrays = tuple(arrays)
         self.dtypes = tuple(dtypes)
         self.blocks = blocks
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.drop_last = drop_last
-        self.rank = rank
-        self.world_size = world_size
-        self.equal_shards = equal_shards
-        self.epoch = 0
         self._releasers = [PageReleaser(a) for a in self.arrays]
 
     @property
-    def shard(self) -> tuple[int, int]:
-        """``(offset, rows)``: where this rank's rows start in the epoch's order and how many there are."""
-        return shard_bounds(len(self.blocks), self.rank, self.world_size, self.equal_shards)
-
-    @property
-    def rows_per_rank(self) -> int:
-        """Rows this rank sees per epoch."""
-        return self.shard[1]
-
-    def __len__(self) -> int:
-        rows = self.rows_per_rank
-        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+    def num_rows(self) -> int:
+        """The rows of ``blocks`` (all of them, or one split's)."""
+        return len(self.blocks)
 
     def epoch_blocks(self) -> RowBlocks:
         """Return the rows this rank reads this epoch, in reading order."""
         order = self.blocks
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = order.take(torch.randperm(order.num_blocks, generator=generator).numpy())
+            order = order.take(torch.randperm(order.num_blocks, generator=self.epoch_generator()).numpy())
         # Every rank draws the same permutation and keeps its own stretch of it, so the shards are disjoint.
         offset, rows = self.shard
         return order.positions(offset, offset + rows)
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         mine = self.epoch_blocks()
-        rows = len(mine)
-        stop = rows - rows % self.batch_size if self.drop_last else rows
-        for start in range(0, stop, self.batch_size):
-            batch = mine.positions(start, min(start + self.batch_size, rows))
+        for start, end in self.batch_bounds(len(mine)):
+            batch = mine.positions(start, end)
             yield tuple(
                 torch.from_numpy(read_rows(array, batch, dtype, release))
                 for array, dtype, release in zip(self.arrays, self.dtypes, self._releasers, strict=True)
