@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -720,43 +721,34 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         features = self.split_tensors("predict")[0]
         return features if self._source_rows is None else features.index_select(0, self._source_rows)
 
-    def _loader(self, shuffle: bool, tensors: tuple[Tensor, ...], training: bool = False) -> InMemoryBatchLoader:
+    def _loader_options(self, shuffle: bool, training: bool) -> dict[str, Any]:
+        """Options of either loader: batching, seed, and this process's shard (equal shards for training)."""
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        return InMemoryBatchLoader(
-            *tensors,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            seed=self.seed,
-            rank=rank,
-            world_size=world_size,
-            equal_shards=training,
-        )
+        return {
+            "batch_size": self.batch_size,
+            "shuffle": shuffle,
+            "seed": self.seed,
+            "rank": rank,
+            "world_size": world_size,
+            "equal_shards": training,
+        }
+
+    def _loader(self, shuffle: bool, tensors: tuple[Tensor, ...], training: bool = False) -> InMemoryBatchLoader:
+        return InMemoryBatchLoader(*tensors, **self._loader_options(shuffle, training))
 
     def _disk_loader(self, split: str, shuffle: bool, training: bool = False) -> DiskBatchLoader:
         if self._disk is None:
             self.setup("fit" if training else split)
         disk = self._disk
         assert disk is not None
-        trainer = self.trainer
-        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         feature_dtype, target_dtype = self._numpy_dtypes()
         if split == "predict":
             source = disk.predict_features if disk.predict_features is not None else disk.features
             arrays, dtypes = (source,), (feature_dtype,)
         else:
             arrays, dtypes = (disk.features, disk.targets), (feature_dtype, target_dtype)
-        return DiskBatchLoader(
-            arrays,
-            dtypes,
-            disk.splits[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            seed=self.seed,
-            rank=rank,
-            world_size=world_size,
-            equal_shards=training,
-        )
+        return DiskBatchLoader(arrays, dtypes, disk.splits[split], **self._loader_options(shuffle, training))
 
     def train_dataloader(self) -> InMemoryBatchLoader | DiskBatchLoader:
         """Shuffled (seed + epoch) batches of the training rows."""

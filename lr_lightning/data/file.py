@@ -59,7 +59,6 @@ def _resolve_columns(
     features: list[str] | None,
     targets: list[str] | None,
     where: str,
-    need_targets: bool = True,
 ) -> tuple[list[str], list[str]]:
     """Pick feature and target column names: by name, or the last column as target and the rest as features."""
     for role, chosen in (("feature", features), ("target", targets)):
@@ -77,7 +76,7 @@ def _resolve_columns(
         raise InputError(f"{where}: no feature columns left besides the targets {targets}")
     _check_unique(features, "feature names", where)
     _check_unique(targets, "target names", where)
-    if need_targets and not targets:
+    if not targets:
         raise InputError(f"{where}: no target column")
     return features, targets
 
@@ -105,6 +104,21 @@ def _require_feature_columns(path: Path, header: list[str], features: list[str])
         raise InputError(
             f"{path}: no feature column {missing[0]!r}; the model takes {features} (the file has {header})"
         )
+
+
+def _choose_columns(
+    path: Path, header: list[str], features: list[str] | None, targets: list[str] | None, need_targets: bool
+) -> tuple[list[str], list[str]]:
+    """Feature and target column names of a file with columns ``header``.
+
+    A training or evaluation file resolves them (:func:`_resolve_columns`); a predict file must have the model's
+    feature columns, and its target column may be missing.
+    """
+    if need_targets:
+        return _resolve_columns(header, features, targets, str(path))
+    assert features is not None
+    _require_feature_columns(path, header, features)
+    return features, []
 
 
 def _diagnose_csv(path: Path, header: list[str], numeric_columns: list[str]) -> None:
@@ -160,12 +174,7 @@ def _read_csv(
     path: Path, features: list[str] | None, targets: list[str] | None, labels: bool, need_targets: bool
 ) -> _Table:
     header = _read_csv_header(path)
-    if need_targets:
-        feature_names, target_names = _resolve_columns(header, features, targets, str(path))
-    else:  # a predict file: the feature columns are known, the target column may be missing
-        assert features is not None
-        _require_feature_columns(path, header, features)
-        feature_names, target_names = features, []
+    feature_names, target_names = _choose_columns(path, header, features, targets, need_targets)
     numeric = feature_names + ([] if labels else target_names)
     try:
         values = _load_csv_columns(path, header, numeric, np.float64)
@@ -226,12 +235,7 @@ def _read_npy(path: Path, features: list[str] | None, targets: list[str] | None,
     if array.shape[0] == 0:
         raise InputError(f"{path}: the array has no rows")
     header = [f"c{j}" for j in range(array.shape[1])]
-    if need_targets:
-        feature_names, target_names = _resolve_columns(header, features, targets, str(path))
-    else:
-        assert features is not None
-        _require_feature_columns(path, header, features)
-        feature_names, target_names = features, []
+    feature_names, target_names = _choose_columns(path, header, features, targets, need_targets)
     feature_index = [header.index(name) for name in feature_names]
     target_index = [header.index(name) for name in target_names]
     return _Table(_take_columns(array, feature_index), _take_columns(array, target_index), feature_names, target_names)
@@ -308,12 +312,7 @@ def _read_parquet(
     except Exception as error:  # pyarrow raises its own error types for files that are not Parquet
         raise InputError(f"{path}: not a readable Parquet file ({error})") from None
     _check_unique(header, "column", str(path))
-    if need_targets:
-        feature_names, target_names = _resolve_columns(header, features, targets, str(path))
-    else:
-        assert features is not None
-        _require_feature_columns(path, header, features)
-        feature_names, target_names = features, []
+    feature_names, target_names = _choose_columns(path, header, features, targets, need_targets)
     table = pq.read_table(path, columns=feature_names + target_names)
     if table.num_rows == 0:
         raise InputError(f"{path}: the file has no rows")
