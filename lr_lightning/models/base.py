@@ -313,6 +313,10 @@ class LinearModelBase(pl.LightningModule, ABC):
             self._loss_rows[stage] = rows
         return loss
 
+    def _reset_epoch_loss(self, stage: str) -> None:
+        self._loss_sums.pop(stage, None)
+        self._loss_rows.pop(stage, None)
+
     def _log_epoch_loss(self, stage: str) -> None:
         """Log ``<stage>_loss``, the mean of the stage's batch losses weighted by rows, over all processes."""
         loss_sum = self._loss_sums.pop(stage, None)
@@ -365,8 +369,7 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's loss sum afresh."""
-        self._loss_sums.pop("train", None)
-        self._loss_rows.pop("train", None)
+        self._reset_epoch_loss("train")
 
     def on_train_epoch_end(self) -> None:
         """Log ``train_loss`` (before EarlyStopping and ModelCheckpoint look at it: they run after this hook)."""
@@ -374,8 +377,7 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def on_validation_epoch_start(self) -> None:
         """Start the validation loss sum afresh."""
-        self._loss_sums.pop("val", None)
-        self._loss_rows.pop("val", None)
+        self._reset_epoch_loss("val")
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val_loss`` and the validation metrics (torchmetrics has synced them across processes)."""
@@ -384,8 +386,7 @@ class LinearModelBase(pl.LightningModule, ABC):
 
     def on_test_epoch_start(self) -> None:
         """Start the test loss sum afresh."""
-        self._loss_sums.pop("test", None)
-        self._loss_rows.pop("test", None)
+        self._reset_epoch_loss("test")
 
     def on_test_epoch_end(self) -> None:
         """Log ``test_loss`` and the test metrics."""
