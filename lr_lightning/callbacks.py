@@ -14,14 +14,34 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
 from lr_lightning.closed_form import least_squares
 
-__all__ = ["CSVPredictionWriter", "OptimalityGap"]
+__all__ = ["CSVPredictionWriter", "OptimalityGap", "spreadsheet_safe"]
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Return ``value``, with a ``'`` before a text cell that a spreadsheet would run as a formula.
+
+    ``=HYPERLINK(...)`` or ``@SUM(...)`` as a class or target name would otherwise be evaluated when
+    ``predictions.csv`` is opened in a spreadsheet; the quote makes it shown as text. Numbers, and text that reads
+    as a number (a class ``-1``), are left as they are.
+    """
+    if not isinstance(value, str) or not value.startswith(FORMULA_PREFIXES):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
 
 
 class CSVPredictionWriter(BasePredictionWriter):
     """Write ``predict`` results to a CSV file in the run folder and print its path.
 
     One row per input row, in input order; the columns come from the model's ``prediction_columns`` (the target
-    names for regression). The file lands in ``trainer.log_dir`` (``runs/<experiment>/version_N/``), so no
+    names for regression). Text cells and column names that a spreadsheet would run as a formula get a leading
+    ``'`` (:func:`spreadsheet_safe`). The file lands in ``trainer.log_dir`` (``runs/<experiment>/version_N/``), so no
     prediction run overwrites another.
 
     Args:
@@ -62,8 +82,14 @@ class CSVPredictionWriter(BasePredictionWriter):
         names = list(columns)
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(names)
-            writer.writerows(zip(*(columns[name] for name in names), strict=True))
+            writer.writerow([spreadsheet_safe(name) for name in names])
+            cells = [
+                [spreadsheet_safe(value) for value in columns[name]]
+                if any(isinstance(value, str) for value in columns[name])
+                else columns[name]
+                for name in names
+            ]
+            writer.writerows(zip(*cells, strict=True))
         self.path = path
         print(f"Predictions written to {path}")
 

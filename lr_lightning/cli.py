@@ -21,8 +21,12 @@ What this CLI adds to Lightning's:
 
 from __future__ import annotations
 
+import errno
+import importlib
+import inspect
 import os
 import sys
+import threading
 import warnings
 from typing import Any
 
@@ -31,20 +35,31 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
+from lr_lightning import config_guard
 from lr_lightning.callbacks import CSVPredictionWriter
-from lr_lightning.checkpoint import AtomicCheckpointIO, load_checkpoint
+from lr_lightning.checkpoint import AtomicCheckpointIO, check_checkpoint_path, load_checkpoint
+from lr_lightning.config_checks import (
+    LINKED_HPARAMS,
+    check_run_folders,
+    check_values,
+    experiment_dir,
+    use_exclusive_tensorboard_logger,
+)
 from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.errors import InputError
+from lr_lightning.models import LinearRegression, LogisticRegression
 from lr_lightning.models.base import LinearModelBase, TrainingDivergedError
+from lr_lightning.run_folders import CHECKPOINT_ALIASES, newest_fit_checkpoint
 
 __all__ = ["LRLightningCLI", "cli", "main"]
 
 #: Where runs go unless a config says otherwise: runs/<experiment>/version_N.
 DEFAULT_LOGGER = {
-    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+    "class_path": "lr_lightning.loggers.TensorBoardLogger",
     # default_hp_metric off: the dashboard writes the HParams entry with the real final metrics at the end of fit.
     "init_args": {"save_dir": "runs", "name": "default", "default_hp_metric": False},
 }
@@ -52,25 +67,34 @@ DEFAULT_LOGGER = {
 #: The optimizer when a config names none; configs choose their own in ``optimizer:``.
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
 
-#: Checks of values the parser accepts by type but that make no sense: option name -> (test, what it must be).
-#: They apply wherever the name appears in ``model``, ``data``, ``optimizer``, ``lr_scheduler`` or ``trainer``.
-VALUE_RULES: dict[str, tuple[Any, str]] = {
-    "lr": (lambda v: v > 0, "> 0"),
-    "batch_size": (lambda v: v >= 1, ">= 1"),
-    "n_samples": (lambda v: v >= 1, ">= 1"),
-    "n_features": (lambda v: v >= 1, ">= 1"),
-    "n_targets": (lambda v: v >= 1, ">= 1"),
-    "n_classes": (lambda v: v >= 2, ">= 2"),
-    "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "test_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "noise": (lambda v: v >= 0, ">= 0"),
-    "l1_strength": (lambda v: v >= 0, ">= 0"),
-    "l2_strength": (lambda v: v >= 0, ">= 0"),
-    "weight_decay": (lambda v: v >= 0, ">= 0"),
-    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "max_epochs": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
-    "max_steps": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
-}
+
+def checkpoint_hyperparameters(checkpoint: dict[str, Any], path: Any) -> dict[str, Any]:
+    """Return the model hyperparameters of a loaded checkpoint (a dict); raise :class:`InputError` if not a dict."""
+    hparams = checkpoint.get("hyper_parameters") or {}
+    if not isinstance(hparams, dict):
+        raise InputError(f"{path}: hyper_parameters is a {type(hparams).__name__}, not a mapping of names to values")
+    return dict(hparams)
+
+
+def check_checkpoint_class(hparams: dict[str, Any], class_path: str, path: Any) -> None:
+    """Raise :class:`InputError` when the checkpoint's hyperparameters are not arguments of the config's model."""
+    module_name, _, class_name = class_path.rpartition(".")
+    model_class = getattr(importlib.import_module(module_name), class_name)
+    foreign = sorted(set(hparams) - set(inspect.signature(model_class.__init__).parameters))
+    if not foreign:
+        return
+    saved_by = next(
+        (
+            candidate.__name__
+            for candidate in (LogisticRegression, LinearRegression)
+            if set(hparams) <= set(inspect.signature(candidate.__init__).parameters)
+        ),
+        f"model with {', '.join(foreign)}",
+    )
+    raise InputError(
+        f"checkpoint {path} holds a {saved_by}; the config names {class_name} (set --model {saved_by}, or pass a "
+        f"checkpoint of a {class_name})"
+    )
 
 
 class LRLightningCLI(LightningCLI):
@@ -116,59 +140,79 @@ class LRLightningCLI(LightningCLI):
         parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "trainer.logger": DEFAULT_LOGGER})
 
     def _parse_ckpt_path(self) -> None:
-        """Check ``--ckpt_path`` and take the model's hyperparameters from it (loaded with ``weights_only=True``).
+        """Resolve and check ``--ckpt_path``; take the model's hyperparameters from it (``weights_only=True``).
 
-        A URL, a missing, truncated or corrupt file, a pickle payload or an ``_instantiator`` entry is an
+        ``best`` and ``last`` name the best and the latest checkpoint of the newest fit of the config's experiment.
+        ``validate``, ``test`` and ``predict`` need a checkpoint: without one they would run an untrained model. A
+        URL, a missing, truncated or corrupt file, a pickle payload or an ``_instantiator`` entry is an
         :class:`InputError` here, before anything is instantiated or written. Lightning's own version needs the
         ``_class_path`` that ``load_from_checkpoint_support`` writes into every checkpoint; ours keeps
-        checkpoints free of it and uses the model class named in the config.
+        checkpoints free of it and uses the model class named in the config, after checking that the checkpoint
+        was saved by that class.
         """
         self._checkpoint_hparams: dict[str, Any] = {}
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
-        ckpt_path = self.config[subcommand].get("ckpt_path")
+        config = self.config[subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path in CHECKPOINT_ALIASES:
+            experiment = experiment_dir(config)
+            if experiment is None:
+                raise InputError(f"--ckpt_path {ckpt_path} needs a logger with a save_dir to find the newest fit in")
+            ckpt_path = str(newest_fit_checkpoint(experiment, ckpt_path))
+            print(f"--ckpt_path {config['ckpt_path']}: {ckpt_path}", file=sys.stderr)
+            config["ckpt_path"] = ckpt_path
         if not ckpt_path:
+            if subcommand in ("validate", "test", "predict"):
+                raise InputError(self._missing_checkpoint_message(subcommand, config))
             return
-        checkpoint = load_checkpoint(ckpt_path)
-        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        local = check_checkpoint_path(ckpt_path)
+        hparams = checkpoint_hyperparameters(load_checkpoint(local), local)
         self._checkpoint_hparams = hparams
-        model_config = self.config[subcommand].get("model")
-        if not hparams or model_config is None or not model_config.get("class_path"):
+        model_config = config.get("model")
+        if model_config is None or not model_config.get("class_path"):
             return
-        overrides = {"class_path": model_config["class_path"], "init_args": hparams}
+        check_checkpoint_class(hparams, model_config["class_path"], local)
+        unlinked = {key: value for key, value in hparams.items() if key not in LINKED_HPARAMS}
+        overrides = {"class_path": model_config["class_path"], "init_args": unlinked}
         self.config = self.parser.parse_object({subcommand: {"model": overrides}}, self.config)
 
+    @staticmethod
+    def _missing_checkpoint_message(subcommand: str, config: Any) -> str:
+        message = f"{subcommand} needs --ckpt_path (a checkpoint file, or best / last): without one it would run an "
+        message += "untrained model"
+        experiment = experiment_dir(config)
+        if experiment is not None:
+            try:
+                message += f"; the newest fit of this experiment saved {newest_fit_checkpoint(experiment, 'last')}"
+            except InputError:
+                message += f"; no fit has saved a checkpoint in {experiment} yet"
+        return message
+
+    def _set_seed(self) -> None:
+        """Refuse senseless values (the seed's range among them) before Lightning sets the seed."""
+        check_values(self.config[self.subcommand] if self.subcommand is not None else self.config)
+        super()._set_seed()
+
     def before_instantiate_classes(self) -> None:
-        """Refuse senseless values by option name; load checkpoints with ``weights_only=True`` by default."""
+        """Refuse runs into another's folder, ``weights_only: false`` and non-atomic checkpoint IO."""
         config = self.config[self.subcommand] if self.subcommand is not None else self.config
-        self._check_values(config)
-        if self.subcommand is not None and "weights_only" in config and config["weights_only"] is None:
+        if self.subcommand is None:
+            return
+        if "weights_only" in config:
+            if config["weights_only"] is False:
+                raise InputError(
+                    "--weights_only false is refused: lr_lightning loads checkpoints with weights_only=True only "
+                    "(full unpickling can run code from the file)"
+                )
             config["weights_only"] = True
+        use_exclusive_tensorboard_logger(config)
+        check_run_folders(config, self.subcommand)
         if self.subcommand in ("validate", "test", "predict"):
             # These runs get a version folder of their own, so the checkpoint callbacks' saved state names another
             # folder; Lightning's warning that top-k tracking will not be restored only matters when resuming a fit.
             warnings.filterwarnings("ignore", message=r"The dirpath has changed from .* won't be reloaded")
-
-    @staticmethod
-    def _check_values(config: Any) -> None:
-        """Raise :class:`InputError` naming the first option that breaks :data:`VALUE_RULES`."""
-        sections = {
-            "model.init_args": (config.get("model") or {}).get("init_args"),
-            "data.init_args": (config.get("data") or {}).get("init_args"),
-            "optimizer.init_args": (config.get("optimizer") or {}).get("init_args"),
-            "lr_scheduler.init_args": (config.get("lr_scheduler") or {}).get("init_args"),
-            "trainer": config.get("trainer"),
-        }
-        for prefix, values in sections.items():
-            if not values:
-                continue
-            for name, (is_valid, requirement) in VALUE_RULES.items():
-                value = values.get(name) if hasattr(values, "get") else None
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    continue
-                if not is_valid(value):
-                    raise InputError(f"{prefix}.{name} must be {requirement}, got {value}")
 
     def instantiate_classes(self) -> None:
         """Instantiate; a constructor's ``ValueError`` is the user's input, so it exits 2 without a traceback."""
@@ -197,10 +241,19 @@ class LRLightningCLI(LightningCLI):
             raise InputError(f"the data's features {names} are not the checkpoint's {list(trained_names)}")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Build the trainer; unless a config chose its own CheckpointIO, save checkpoints atomically."""
-        trainer = super().instantiate_trainer(**kwargs)
-        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        """Build the trainer with lr_lightning's atomic, ``weights_only=True`` CheckpointIO, whatever the config."""
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except MisconfigurationException as error:
+            raise InputError(f"trainer: {' '.join(str(error).split())}") from None
+        checkpoint_io = trainer.strategy.checkpoint_io
+        if type(checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        elif not isinstance(checkpoint_io, AtomicCheckpointIO):
+            raise InputError(
+                f"trainer.plugins: {type(checkpoint_io).__name__} would replace lr_lightning's checkpoint IO, which "
+                "saves atomically and loads with weights_only=True only; remove it"
+            )
         return trainer
 
     def after_fit(self) -> None:
@@ -258,6 +311,9 @@ def cli(args: ArgsType = None, run: bool = True, **kwargs: Any) -> LRLightningCL
     # their source order from our loaders' own row order, so it needs none.
     warnings.filterwarnings("ignore", message=r"Couldn't infer the batch indices .*`(InMemory|Disk)BatchLoader`")
     kwargs.setdefault("save_config_kwargs", {"overwrite": False})
+    config_guard.install()
+    if args is None or isinstance(args, list):
+        config_guard.check_command_line(sys.argv[1:] if args is None else args)
     return LRLightningCLI(
         model_class=LinearModelBase,
         datamodule_class=InMemoryDataModule,
@@ -271,6 +327,41 @@ def cli(args: ArgsType = None, run: bool = True, **kwargs: Any) -> LRLightningCL
     )
 
 
+#: Errors of the machine rather than the program, printed in one line: a full disk, a quota, a read-only folder.
+SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _explained(error: BaseException) -> tuple[str, int] | None:
+    """Return the one-line message and exit code for an error (or one it was raised while handling), or ``None``.
+
+    A callback that fails while Lightning handles an exception (a checkpoint written on exception, a logger
+    flushing) raises a second error whose context is the first, so the chain is searched, first error first.
+    """
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ if error.__cause__ is not None or error.__suppress_context__ else error.__context__
+    for cause in reversed(chain):
+        if isinstance(cause, InputError):
+            # A mistake in the user's input, raised before any run folder or checkpoint is written.
+            return str(cause), 2
+        if isinstance(cause, TrainingDivergedError):
+            # The message already names the epoch, the step and the likely causes; a traceback would bury it.
+            return str(cause), 1
+        if isinstance(cause, OSError) and cause.errno in SYSTEM_ERRNOS:
+            where = cause.filename or "the run's files"
+            return f"cannot write {where}: {cause.strerror or cause}", 2
+    return None
+
+
+def _quiet_system_errors_in_threads(hook_args: threading.ExceptHookArgs) -> None:
+    """Leave a full disk in a writer thread (TensorBoard's) to the main thread's one-line message."""
+    error = hook_args.exc_value
+    if isinstance(error, OSError) and error.errno in SYSTEM_ERRNOS:
+        return
+    threading.__excepthook__(hook_args)
+
+
 def main(args: ArgsType = None) -> None:
     """Entry point of ``lr-lightning`` and ``python -m lr_lightning``.
 
@@ -278,19 +369,19 @@ def main(args: ArgsType = None) -> None:
         args: command-line arguments; ``None`` reads ``sys.argv``.
 
     """
+    threading.excepthook = _quiet_system_errors_in_threads
     try:
         cli(args)
         # Lightning leaves a DDP process group open; torch's gloo threads then abort the interpreter at exit.
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    except InputError as error:
-        # A mistake in the user's input, raised before any run folder or checkpoint is written: say what it is.
-        print(f"lr-lightning: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except TrainingDivergedError as error:
-        # The message already names the epoch, the step and the likely causes; a traceback would bury it.
-        print(f"lr-lightning: error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    except Exception as error:
+        explained = _explained(error)
+        if explained is None:
+            raise
+        message, code = explained
+        print(f"lr-lightning: error: {' '.join(message.split())}", file=sys.stderr)
+        raise SystemExit(code) from None
 
 
 if __name__ == "__main__":

@@ -141,23 +141,36 @@ def decision_boundary_figure(
     return figure
 
 
+#: Bars per panel of the coefficient figure: beyond this many features it shows the largest ones.
+MAX_COEFFICIENT_BARS = 40
+
+
 def coefficients_figure(
     coef: np.ndarray,
     reference: np.ndarray | None,
     feature_names: Sequence[str],
     output_names: Sequence[str],
 ) -> Figure:
-    """Bars of the learned coefficients (K, D) in original units, next to the closed-form ones when given."""
+    """Bars of the learned coefficients (K, D) in original units, next to the closed-form ones when given.
+
+    With more than :data:`MAX_COEFFICIENT_BARS` features only that many are drawn, those of largest magnitude
+    over the outputs (in feature order), and the titles say so: ten thousand labelled ticks would take minutes to
+    draw and show nothing.
+    """
     figure, axes = _new_figure(len(output_names), height=4.0, bottom=1.0)
-    positions = np.arange(len(feature_names))
+    shown = np.arange(len(feature_names))
+    if len(shown) > MAX_COEFFICIENT_BARS:
+        shown = np.sort(np.argsort(-np.abs(coef).max(axis=0), kind="stable")[:MAX_COEFFICIENT_BARS])
+    suffix = f" ({len(shown)} largest of {len(feature_names)})" if len(shown) < len(feature_names) else ""
+    positions = np.arange(len(shown))
     width = 0.4 if reference is not None else 0.8
     for k, (ax, name) in enumerate(zip(axes, output_names, strict=True)):
-        ax.bar(positions - (width / 2 if reference is not None else 0), coef[k], width, label="learned")
+        ax.bar(positions - (width / 2 if reference is not None else 0), coef[k, shown], width, label="learned")
         if reference is not None:
-            ax.bar(positions + width / 2, reference[k], width, label="least squares")
+            ax.bar(positions + width / 2, reference[k, shown], width, label="least squares")
         ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.set_xticks(positions, list(feature_names), rotation=30, ha="right")
-        ax.set(title=name, ylabel="coefficient (original units)")
+        ax.set_xticks(positions, [feature_names[j] for j in shown], rotation=30, ha="right")
+        ax.set(title=f"{name}{suffix}", ylabel="coefficient (original units)")
     axes[0].legend(loc="best")
     return figure
 

@@ -1,0 +1,154 @@
+"""Checks of a parsed CLI config, made before anything is instantiated or written.
+
+Each raises :class:`~lr_lightning.errors.InputError` naming the option. The config is the jsonargparse namespace
+of one subcommand (``fit``, ``validate``, ``test``, ``predict``); nothing here imports Lightning's Trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lr_lightning.errors import InputError
+from lr_lightning.loggers import LIGHTNING_TENSORBOARD_PATHS
+from lr_lightning.run_folders import VERSION_PREFIX, check_writable, refuse_used_folder
+
+__all__ = [
+    "LINKED_HPARAMS",
+    "MAX_SEED",
+    "VALUE_RULES",
+    "check_run_folders",
+    "check_values",
+    "experiment_dir",
+    "use_exclusive_tensorboard_logger",
+]
+
+#: The largest seed: numpy's and Lightning's seeds are 32-bit.
+MAX_SEED = 2**32 - 1
+
+#: Hyperparameters the CLI links from the data into the model: a checkpoint's values are checked against the
+#: data's instead of being parsed again (jsonargparse copies a list once per element it checks).
+LINKED_HPARAMS = ("in_features", "out_features", "target_names", "feature_names", "num_classes", "class_names")
+
+#: Checks of values the parser accepts by type but that make no sense: option name -> (test, what it must be).
+#: They apply wherever the name appears in ``model``, ``data``, ``optimizer``, ``lr_scheduler`` or ``trainer``.
+VALUE_RULES: dict[str, tuple[Any, str]] = {
+    "lr": (lambda v: 0 < v < math.inf, "> 0 and finite"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "n_samples": (lambda v: v >= 1, ">= 1"),
+    "n_features": (lambda v: v >= 1, ">= 1"),
+    "n_targets": (lambda v: v >= 1, ">= 1"),
+    "n_classes": (lambda v: v >= 2, ">= 2"),
+    "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "test_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "noise": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
+    "l1_strength": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
+    "l2_strength": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "max_epochs": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
+    "max_steps": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
+    "seed": (lambda v: 0 <= v <= MAX_SEED, f"in [0, {MAX_SEED}]"),
+    "check_val_every_n_epoch": (lambda v: v >= 1, ">= 1"),
+    "devices": (lambda v: v >= 1 or v == -1, ">= 1 (or -1: every device)"),
+    "num_nodes": (lambda v: v >= 1, ">= 1"),
+    "accumulate_grad_batches": (lambda v: v >= 1, ">= 1"),
+}
+
+#: The largest float32: a larger learning rate cannot even be multiplied into float32 weights.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _get(namespace: Any, key: str, default: Any = None) -> Any:
+    return namespace.get(key, default) if hasattr(namespace, "get") else default
+
+
+def check_values(config: Any) -> None:
+    """Raise :class:`InputError` naming the first option that breaks :data:`VALUE_RULES` (or the seed's range)."""
+    sections = {
+        "model.init_args": _get(_get(config, "model"), "init_args"),
+        "data.init_args": _get(_get(config, "data"), "init_args"),
+        "optimizer.init_args": _get(_get(config, "optimizer"), "init_args"),
+        "lr_scheduler.init_args": _get(_get(config, "lr_scheduler"), "init_args"),
+        "trainer": _get(config, "trainer"),
+    }
+    for prefix, values in sections.items():
+        if not values:
+            continue
+        for name, (is_valid, requirement) in VALUE_RULES.items():
+            value = _get(values, name)
+            if name == "devices" and isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value)  # the parser keeps `--trainer.devices 0` as the string "0"
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not is_valid(value):
+                raise InputError(f"{prefix}.{name} must be {requirement}, got {value}")
+    seed = _get(config, "seed_everything")
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed_everything must be in [0, {MAX_SEED}] (or true: a random seed), got {seed}")
+    precision = str(_get(_get(config, "trainer"), "precision") or "32")
+    learning_rate = _get(sections["optimizer.init_args"], "lr")
+    if not precision.startswith("64") and isinstance(learning_rate, float) and learning_rate > FLOAT32_MAX:
+        raise InputError(
+            f"optimizer.init_args.lr {learning_rate} does not fit in float32 (at most {FLOAT32_MAX:.4g}); "
+            "a learning rate this large can only diverge"
+        )
+
+
+def _loggers(config: Any) -> list[Any]:
+    logger = _get(_get(config, "trainer"), "logger")
+    if isinstance(logger, list):
+        return logger
+    return [] if logger in (None, False, True) else [logger]
+
+
+def use_exclusive_tensorboard_logger(config: Any) -> None:
+    """Swap Lightning's TensorBoardLogger for :class:`lr_lightning.loggers.TensorBoardLogger` (same arguments)."""
+    for logger in _loggers(config):
+        if _get(logger, "class_path") in LIGHTNING_TENSORBOARD_PATHS:
+            logger["class_path"] = "lr_lightning.loggers.TensorBoardLogger"
+
+
+def experiment_dir(config: Any) -> Path | None:
+    """``<save_dir>/<name>`` of the config's first logger that has a ``save_dir``, or ``None``."""
+    for logger in _loggers(config):
+        init_args = _get(logger, "init_args") or {}
+        save_dir = _get(init_args, "save_dir")
+        if save_dir is not None:
+            name = _get(init_args, "name", "lightning_logs")
+            return Path(str(save_dir)) / str(name or "")
+    return None
+
+
+def check_run_folders(config: Any, subcommand: str) -> None:
+    """Refuse a run that would write into another run's folder, or where nothing can be written.
+
+    * a logger's explicit ``version`` naming a folder that holds files;
+    * a checkpoint callback's explicit ``dirpath`` (``best_checkpoint``, ``latest_checkpoint``, a ModelCheckpoint
+      in ``trainer.callbacks``) that holds files, when fitting;
+    * a ``save_dir`` that cannot be written.
+    """
+    for index, logger in enumerate(_loggers(config)):
+        init_args = _get(logger, "init_args") or {}
+        save_dir = _get(init_args, "save_dir")
+        if save_dir is None:
+            continue
+        check_writable(save_dir, "trainer.logger.init_args.save_dir")
+        version = _get(init_args, "version")
+        if version is not None:
+            folder = version if isinstance(version, str) else f"{VERSION_PREFIX}{version}"
+            where = Path(str(save_dir)) / str(_get(init_args, "name", "lightning_logs") or "") / folder
+            option = "trainer.logger.init_args.version" if index == 0 else f"trainer.logger[{index}].init_args.version"
+            refuse_used_folder(where, option, version, "its logs")
+    if subcommand != "fit":
+        return
+    dirpaths = [(key, _get(_get(config, key), "dirpath")) for key in ("best_checkpoint", "latest_checkpoint")]
+    for index, callback in enumerate(_get(_get(config, "trainer"), "callbacks") or []):
+        if str(_get(callback, "class_path", "")).endswith("ModelCheckpoint"):
+            dirpaths.append((f"trainer.callbacks[{index}].init_args", _get(_get(callback, "init_args"), "dirpath")))
+    for key, dirpath in dirpaths:
+        if dirpath is not None:
+            refuse_used_folder(dirpath, f"{key}.dirpath", dirpath, "checkpoints")
