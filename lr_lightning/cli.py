@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import inspect
 import os
 import sys
 import threading
@@ -41,6 +40,7 @@ from torch.optim import Optimizer
 from lr_lightning import config_guard
 from lr_lightning.callbacks import CSVPredictionWriter
 from lr_lightning.checkpoint import AtomicCheckpointIO, check_checkpoint_path, load_checkpoint
+from lr_lightning.checkpoint_contents import check_checkpoint_class, check_model_checkpoint
 from lr_lightning.config_checks import (
     LINKED_HPARAMS,
     check_run_folders,
@@ -51,7 +51,6 @@ from lr_lightning.config_checks import (
 from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.errors import InputError
-from lr_lightning.models import LinearRegression, LogisticRegression
 from lr_lightning.models.base import LinearModelBase, TrainingDivergedError
 from lr_lightning.run_folders import CHECKPOINT_ALIASES, newest_fit_checkpoint
 
@@ -68,33 +67,9 @@ DEFAULT_LOGGER = {
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
 
 
-def checkpoint_hyperparameters(checkpoint: dict[str, Any], path: Any) -> dict[str, Any]:
-    """Return the model hyperparameters of a loaded checkpoint (a dict); raise :class:`InputError` if not a dict."""
-    hparams = checkpoint.get("hyper_parameters") or {}
-    if not isinstance(hparams, dict):
-        raise InputError(f"{path}: hyper_parameters is a {type(hparams).__name__}, not a mapping of names to values")
-    return dict(hparams)
-
-
-def check_checkpoint_class(hparams: dict[str, Any], class_path: str, path: Any) -> None:
-    """Raise :class:`InputError` when the checkpoint's hyperparameters are not arguments of the config's model."""
+def _import_class(class_path: str) -> type:
     module_name, _, class_name = class_path.rpartition(".")
-    model_class = getattr(importlib.import_module(module_name), class_name)
-    foreign = sorted(set(hparams) - set(inspect.signature(model_class.__init__).parameters))
-    if not foreign:
-        return
-    saved_by = next(
-        (
-            candidate.__name__
-            for candidate in (LogisticRegression, LinearRegression)
-            if set(hparams) <= set(inspect.signature(candidate.__init__).parameters)
-        ),
-        f"model with {', '.join(foreign)}",
-    )
-    raise InputError(
-        f"checkpoint {path} holds a {saved_by}; the config names {class_name} (set --model {saved_by}, or pass a "
-        f"checkpoint of a {class_name})"
-    )
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 class LRLightningCLI(LightningCLI):
@@ -168,14 +143,18 @@ class LRLightningCLI(LightningCLI):
                 raise InputError(self._missing_checkpoint_message(subcommand, config))
             return
         local = check_checkpoint_path(ckpt_path)
-        hparams = checkpoint_hyperparameters(load_checkpoint(local), local)
-        self._checkpoint_hparams = hparams
+        checkpoint = load_checkpoint(local)
         model_config = config.get("model")
-        if model_config is None or not model_config.get("class_path"):
+        class_path = model_config.get("class_path") if model_config is not None else None
+        model_class = _import_class(class_path) if class_path else None
+        if model_class is not None and isinstance(checkpoint.get("hyper_parameters"), dict):
+            check_checkpoint_class(checkpoint["hyper_parameters"], model_class, local)
+        hparams = check_model_checkpoint(checkpoint, local, model_class=model_class)
+        self._checkpoint_hparams = hparams
+        if model_class is None:
             return
-        check_checkpoint_class(hparams, model_config["class_path"], local)
         unlinked = {key: value for key, value in hparams.items() if key not in LINKED_HPARAMS}
-        overrides = {"class_path": model_config["class_path"], "init_args": unlinked}
+        overrides = {"class_path": class_path, "init_args": unlinked}
         self.config = self.parser.parse_object({subcommand: {"model": overrides}}, self.config)
 
     @staticmethod

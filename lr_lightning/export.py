@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lr_lightning.checkpoint import load_checkpoint
+from lr_lightning.checkpoint_contents import check_hyperparameters, check_model_checkpoint, check_state_shapes
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearModelBase, LinearRegression, LogisticRegression, MultiOutputRegression
 
@@ -27,10 +28,15 @@ MODEL_CLASSES: dict[str, type[LinearModelBase]] = {
 }
 FORMAT_VERSION = 1
 WEIGHTS_FILE, METADATA_FILE = "model.safetensors", "model.json"
+#: The keys of ``model.json``, all required.
+METADATA_KEYS = frozenset({"format_version", "model_class", "hyper_parameters"})
 
 
 def export(checkpoint_path: str | Path, output_dir: str | Path, model_class: str | None = None) -> Path:
     """Write ``model.safetensors`` and ``model.json`` for a checkpoint.
+
+    The checkpoint is read by :func:`~lr_lightning.checkpoint.load_checkpoint` and checked by
+    :func:`~lr_lightning.checkpoint_contents.check_model_checkpoint` against the model class before anything is written.
 
     Args:
         checkpoint_path: a Lightning checkpoint written by ``lr-lightning fit``.
@@ -41,50 +47,115 @@ def export(checkpoint_path: str | Path, output_dir: str | Path, model_class: str
     Returns:
         The output folder.
 
+    Raises:
+        InputError: an unusable checkpoint (naming the file and the key) or an unknown model class.
+
     """
     from safetensors.torch import save_file
 
+    if model_class is not None and model_class not in MODEL_CLASSES:
+        raise InputError(f"unknown model class {model_class!r}; one of {sorted(MODEL_CLASSES)}")
     checkpoint = load_checkpoint(checkpoint_path)
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
-    if "in_features" not in hparams:
-        raise InputError(f"{checkpoint_path}: no lr_lightning hyperparameters (in_features) in this checkpoint")
     if model_class is None:
+        hparams = check_model_checkpoint(checkpoint, checkpoint_path)
         if "num_classes" in hparams:
             model_class = "LogisticRegression"
         elif hparams.get("out_features", 1) > 1:
             model_class = "MultiOutputRegression"
         else:
             model_class = "LinearRegression"
-    if model_class not in MODEL_CLASSES:
-        raise InputError(f"unknown model class {model_class!r}; one of {sorted(MODEL_CLASSES)}")
+    hparams = check_model_checkpoint(checkpoint, checkpoint_path, model_class=MODEL_CLASSES[model_class])
     state = {name: tensor.contiguous() for name, tensor in checkpoint["state_dict"].items()}
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     save_file(state, str(output / WEIGHTS_FILE))
     metadata = {"format_version": FORMAT_VERSION, "model_class": model_class, "hyper_parameters": hparams}
-    (output / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    (output / METADATA_FILE).write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
     return output
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _read_metadata(directory: Path) -> tuple[type[LinearModelBase], dict[str, Any]]:
+    """Parse and check ``model.json``: its keys, format version, model class and hyperparameters."""
+    path = directory / METADATA_FILE
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (an export folder holds {METADATA_FILE} and {WEIGHTS_FILE})")
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"{path}: cannot read the model description ({detail})") from None
+    if not isinstance(metadata, dict):
+        raise InputError(f"{path}: the model description is a {type(metadata).__name__}, not a JSON object")
+    unknown = sorted(set(metadata) - METADATA_KEYS)
+    missing = sorted(METADATA_KEYS - set(metadata))
+    if unknown or missing:
+        what = f"unknown key {unknown[0]!r}" if unknown else f"no {missing[0]!r}"
+        raise InputError(f"{path}: {what}; the keys are {sorted(METADATA_KEYS)}")
+    version = metadata["format_version"]
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise InputError(f"{path}: format_version is {version!r}; this lr_lightning reads {FORMAT_VERSION}")
+    name = metadata["model_class"]
+    if not isinstance(name, str) or name not in MODEL_CLASSES:
+        raise InputError(f"{path}: unknown model class {name!r}; one of {sorted(MODEL_CLASSES)}")
+    model_class = MODEL_CLASSES[name]
+    hparams = check_hyperparameters(metadata["hyper_parameters"], path, model_class)
+    return model_class, hparams
+
+
+def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Read the tensors' names and shapes from the safetensors header, without loading any tensor."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (an export folder holds {METADATA_FILE} and {WEIGHTS_FILE})")
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"{path}: not a readable safetensors file ({detail})") from None
 
 
 def load_exported(directory: str | Path) -> LinearModelBase:
     """Rebuild a model from ``model.json`` and ``model.safetensors``: JSON and raw tensors, no unpickling.
 
+    Everything is checked before the model is built: ``model.json``'s keys, format version, model class and
+    hyperparameters (plain values of the right types), and the tensors' shapes in the safetensors header against
+    ``in_features`` and the number of outputs; then the tensors, which must be finite floats.
+
     Returns:
         The model in eval mode; ``model(raw_features)`` predicts in raw units as the checkpoint did.
 
+    Raises:
+        InputError: a missing, unreadable or inconsistent file, named with the key or tensor at fault.
+
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     directory = Path(directory)
+    model_class, hparams = _read_metadata(directory)
+    weights_path = directory / WEIGHTS_FILE
+    both = f"{directory / METADATA_FILE} with {WEIGHTS_FILE}"
+    check_state_shapes(_tensor_shapes(weights_path), hparams, both, model_class)
     try:
-        metadata: dict[str, Any] = json.loads((directory / METADATA_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{directory / METADATA_FILE}: cannot read the model description ({error})") from None
-    name = metadata.get("model_class")
-    if name not in MODEL_CLASSES:
-        raise InputError(f"{directory / METADATA_FILE}: unknown model class {name!r}; one of {sorted(MODEL_CLASSES)}")
-    model = MODEL_CLASSES[name](**metadata["hyper_parameters"])
-    model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"{weights_path}: not a readable safetensors file ({detail})") from None
+    check_model_checkpoint({"hyper_parameters": hparams, "state_dict": state}, both, model_class=model_class)
+    try:
+        model = model_class(**hparams)
+    except ValueError as error:
+        raise InputError(
+            f"{directory / METADATA_FILE}: the hyperparameters do not build a {model_class.__name__}: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    model.load_state_dict(state)
     return model.eval()
 
 

@@ -16,7 +16,10 @@ Sections:
 3. logistic regression on make_classification: time to reach scikit-learn's log-loss vs scikit-learn's
    LogisticRegression (lbfgs), both unpenalized;
 4. per-step overhead of a Lightning fit on the 10-row sourdough table vs the plain loop, in microseconds;
-5. start-up: ``lr-lightning --help`` vs ``python -c "import lightning"``.
+5. start-up: ``lr-lightning --help`` vs ``python -c "import lightning"``;
+6. wide tables: ``lr-lightning predict`` with the checkpoint of a 10,000-feature fit (40 rows) vs the same with
+   a 10-feature fit plus the time numpy takes to read the wide file: the extra features may cost their reading,
+   nothing more (jsonargparse used to check 10,000 names in quadratic time).
 """
 
 from __future__ import annotations
@@ -299,6 +302,50 @@ def bench_startup(repeats: int) -> list[Row]:
     ]
 
 
+# -- 6. wide tables ----------------------------------------------------------------------------------------------
+
+WIDE_CONFIG = """\
+trainer: {max_epochs: 1, enable_progress_bar: false, enable_model_summary: false,
+          logger: {class_path: lightning.pytorch.loggers.TensorBoardLogger, init_args: {save_dir: runs, name: NAME}}}
+model: {class_path: lr_lightning.models.LinearRegression}
+data: {class_path: lr_lightning.data.FileDataModule, init_args: {path: NAME.csv, batch_size: 40}}
+dashboard: {every_n_epochs: 0}
+"""
+
+
+def bench_wide_predict(n_features: int, repeats: int) -> list[Row]:
+    """Predict CLI runs from a 40-row fit with ``n_features`` features vs 10 features plus reading the wide file."""
+    rng = np.random.default_rng(0)
+    times: dict[str, list[float]] = {"wide": [], "narrow": []}
+    for name, width in (("wide", n_features), ("narrow", 10)):
+        table = rng.normal(size=(40, width + 1))
+        header = ",".join([f"f{j}" for j in range(width)] + ["y"])
+        np.savetxt(f"{name}.csv", table, delimiter=",", header=header, comments="")
+        Path(f"{name}.yaml").write_text(WIDE_CONFIG.replace("NAME", name))
+        subprocess.run(
+            [sys.executable, "-m", "lr_lightning", "fit", "--config", f"{name}.yaml"], check=True, capture_output=True
+        )
+    predict = [sys.executable, "-m", "lr_lightning", "predict", "--ckpt_path", "last", "--config"]
+    for _ in range(repeats):
+        for name in times:
+            start = time.perf_counter()
+            subprocess.run([*predict, f"{name}.yaml"], check=True, capture_output=True)
+            times[name].append(time.perf_counter() - start)
+    read = median_time(lambda: np.loadtxt("wide.csv", delimiter=",", skiprows=1), repeats)
+    narrow = statistics.median(times["narrow"])
+    return [
+        Row(
+            "wide",
+            f"lr-lightning predict, {n_features:,} features (40 rows)",
+            statistics.median(times["wide"]),
+            narrow + read,
+            "10 features + reading the wide file",
+            "s",
+            "≤ 1×",
+        )
+    ]
+
+
 # -- report ----------------------------------------------------------------------------------------------------
 
 
@@ -348,8 +395,8 @@ def main() -> None:
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"), help="Markdown file to write")
     parser.add_argument(
         "--sections",
-        default="epoch,optimum,logistic,overhead,startup",
-        help="comma-separated subset of: epoch, optimum, logistic, overhead, startup",
+        default="epoch,optimum,logistic,overhead,startup,wide",
+        help="comma-separated subset of: epoch, optimum, logistic, overhead, startup, wide",
     )
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -366,6 +413,7 @@ def main() -> None:
         "logistic": lambda: bench_logistic(10_000 if args.quick else 100_000, 20, repeats),
         "overhead": lambda: bench_step_overhead(20 if args.quick else 200),
         "startup": lambda: bench_startup(2 if args.quick else 7),
+        "wide": lambda: bench_wide_predict(1_000 if args.quick else 10_000, 1 if args.quick else 3),
     }
     with tempfile.TemporaryDirectory() as scratch:
         os.chdir(scratch)  # anything a Trainer writes by accident lands here

@@ -133,7 +133,7 @@ def test_atomic_checkpoint_io_is_the_default(tmp_path: Path, monkeypatch: pytest
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--optimizer.init_args.lr", "-0.1", "optimizer.init_args.lr must be > 0, got -0.1"),
+        ("--optimizer.init_args.lr", "-0.1", "optimizer.init_args.lr must be > 0 and finite, got -0.1"),
         ("--data.init_args.batch_size", "0", "data.init_args.batch_size must be >= 1, got 0"),
         ("--data.init_args.val_fraction", "1.5", r"data.init_args.val_fraction must be in \[0, 1\), got 1.5"),
         ("--trainer.max_epochs", "-5", "trainer.max_epochs must be >= -1"),

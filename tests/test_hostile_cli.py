@@ -167,14 +167,42 @@ def test_yaml_alias_bomb_in_an_option_value_is_refused(experiment: Path, capsys:
     assert "alias" in line
 
 
-def test_a_checkpoint_whose_hyperparameters_are_a_string_is_refused(
-    experiment: Path, capsys: pytest.CaptureFixture[str]
+def _tamper_hyperparameters(checkpoint: dict) -> None:
+    checkpoint["hyper_parameters"] = "in_features: 2"
+
+
+def _tamper_in_features(checkpoint: dict) -> None:
+    checkpoint["hyper_parameters"]["in_features"] = "2"
+
+
+def _tamper_weight_shape(checkpoint: dict) -> None:
+    checkpoint["state_dict"]["linear.weight"] = torch.zeros(1, 3)
+
+
+def _tamper_weights_nan(checkpoint: dict) -> None:
+    checkpoint["state_dict"]["linear.weight"][0, 0] = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (_tamper_hyperparameters, "hyper_parameters"),
+        (_tamper_in_features, "in_features"),
+        (_tamper_weight_shape, "linear.weight"),
+        (_tamper_weights_nan, "NaN"),
+    ],
+)
+def test_a_tampered_checkpoint_is_refused_naming_the_file_and_key(
+    tamper: object, expected: str, experiment: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     checkpoint = torch.load("runs/exp/version_0/checkpoints/latest.ckpt", weights_only=True)
-    checkpoint["hyper_parameters"] = "in_features: 2"
+    tamper(checkpoint)  # type: ignore[operator]
     torch.save(checkpoint, "odd.ckpt")
+    before = tree(experiment)
     line = refused(["predict", "--config", "base.yaml", "--ckpt_path", "odd.ckpt"], capsys)
-    assert "odd.ckpt" in line and "hyper_parameters" in line
+    assert "odd.ckpt" in line and expected in line
+    assert "trained on 2" not in line  # not "the data has 2 features but the checkpoint was trained on 2"
+    assert tree(experiment) == before
 
 
 def test_ckpt_path_best_and_last_name_the_newest_fit(experiment: Path, capsys: pytest.CaptureFixture[str]) -> None:
