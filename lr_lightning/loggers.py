@@ -24,9 +24,10 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     """``lightning.pytorch.loggers.TensorBoardLogger`` whose new ``version_N`` is created, not just listed.
 
     Lightning picks "largest existing version + 1" from a listing, so two runs started together can share a
-    folder. Here process 0 creates the folder with an exclusive ``mkdir`` (:func:`claim_next_version`) when the
-    version is first asked for, which Lightning does after the DataModule's ``setup``: a run that stops on bad
-    input creates nothing. The other processes of a DDP run write nothing; Lightning broadcasts process 0's folder.
+    folder. Here process 0 creates the folder with an exclusive ``mkdir`` (:func:`claim_next_version`) when
+    Lightning first asks for the version, at the start of the run, after the DataModule has checked its data (see
+    ``InMemoryDataModule.trainer``): a run that stops on bad input creates nothing. The other processes of a DDP
+    run write nothing; Lightning broadcasts process 0's folder.
     """
 
     def _get_next_version(self) -> int:

@@ -35,6 +35,7 @@ __all__ = [
     "InMemoryDataModule",
     "ScalingStatistics",
     "check_finite",
+    "float32_overflow_message",
     "streaming_moments",
 ]
 
@@ -46,6 +47,9 @@ CHUNK_ROWS = 65536
 
 #: Rows per block when data stays on disk: the unit of the seeded split and of the per-epoch shuffle.
 BLOCK_ROWS = 256
+
+#: The largest magnitude a float32 holds (about 3.4e38); training is float32 unless the trainer runs in float64.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -65,6 +69,11 @@ class ArrayData:
         predict_features: features of shape (M, D) to predict on (a memmap stays on disk too); ``None`` predicts
             on all N rows.
         source: where the data came from (a file name), for messages.
+        split_sources: where the validation and test rows came from, when ``split_sizes`` is given (their
+            files), for messages; ``None``: from ``source``.
+        too_large_for_float32: the message naming the first cell whose magnitude float32 cannot hold, if any
+            (set by the subclass, which knows files and line numbers, or else by the base's checks); such data
+            trains only in float64 (``trainer.precision: 64-true``).
 
     """
 
@@ -76,6 +85,8 @@ class ArrayData:
     split_sizes: tuple[int, int, int] | None = None
     predict_features: np.ndarray | None = None
     source: str = "the data"
+    split_sources: tuple[str | None, str | None] | None = None
+    too_large_for_float32: str | None = None
 
 
 @dataclass
@@ -118,34 +129,68 @@ class _Summary:
     feature_names: list[str]
     target_names: list[str]
     class_names: list[str] | None
+    too_large_for_float32: str | None  # raised unless training in float64
+    split_problems: dict[str, str]  # stage ("fit", "test", ...; "any": every stage) -> why it cannot run
 
 
-def check_finite(values: np.ndarray, column_names: Sequence[str], where: str, first_row: int = 0) -> None:
-    """Raise :class:`InputError` naming the first NaN or infinite cell of a 2-D array.
+def float32_overflow_message(where: str, value: str) -> str:
+    """Say that a cell (``where``: file, row and column) holds a value float32 cannot hold, and what to do."""
+    return (
+        f"{where}: {value} is too large for float32, the training dtype (largest magnitude {FLOAT32_MAX:.4g}); "
+        "rescale the column, or train in float64 with trainer.precision: 64-true"
+    )
+
+
+def check_finite(values: np.ndarray, column_names: Sequence[str], where: str, first_row: int = 0) -> str | None:
+    """Raise :class:`InputError` naming the first NaN or infinite cell of a 2-D array; report values beyond float32.
+
+    One pass over the array (a memmap is read once). Float64 (and wider) arrays are also searched for finite
+    values whose magnitude exceeds float32's (about 3.4e38): they are fine in float64 but become infinite when
+    cast to float32, so whether they are an error depends on the trainer's precision, which is not known yet.
 
     Args:
-        values: array of shape (N, C), floating point.
+        values: array of shape (N, C), any dtype (only floating point is checked).
         column_names: C column names, for the message.
         where: what the array is (``"data/houses.csv"``), for the message.
         first_row: number to report for row 0 (e.g. 2 for a CSV whose line 1 is the header).
+
+    Returns:
+        The message naming the first cell too large for float32 (see :func:`float32_overflow_message`), or
+        ``None`` when every value fits.
 
     Raises:
         InputError: a cell is NaN or infinite.
 
     """
     if not np.issubdtype(values.dtype, np.floating):
-        return
+        return None
+    wide = values.dtype.itemsize > 4  # only float64 and wider can hold finite values beyond float32's range
+    too_large = None
     release = PageReleaser(values)  # a memmap is read once here: do not leave it resident
     for start in range(0, values.shape[0], CHUNK_ROWS):
-        bad = ~np.isfinite(values[start : start + CHUNK_ROWS])
+        chunk = values[start : start + CHUNK_ROWS]
+        if wide and too_large is None:
+            outside = ~(np.abs(chunk) <= FLOAT32_MAX)  # NaN compares false: caught here too
+            if outside.any():
+                _raise_non_finite(chunk, column_names, where, start + first_row)
+                row, column = (int(i) for i in np.argwhere(outside)[0])
+                cell = f"{where}, row {start + row + first_row}, column {column_names[column]!r}"
+                too_large = float32_overflow_message(cell, f"{chunk[row, column]:.6g}")
+        else:
+            _raise_non_finite(chunk, column_names, where, start + first_row)
         release()
-        if bad.any():
-            row, column = (int(i) for i in np.argwhere(bad)[0])
-            value = values[start + row, column]
-            raise InputError(
-                f"{where}, row {start + row + first_row}, column {column_names[column]!r}: {value} is not a finite "
-                "number (remove or fill the missing values)"
-            )
+    return too_large
+
+
+def _raise_non_finite(chunk: np.ndarray, column_names: Sequence[str], where: str, first_row: int) -> None:
+    """Raise :class:`InputError` naming the first NaN or infinite cell of ``chunk``, whose row 0 is ``first_row``."""
+    bad = ~np.isfinite(chunk)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"{where}, row {row + first_row}, column {column_names[column]!r}: {chunk[row, column]} is not a finite "
+            "number (remove or fill the missing values)"
+        )
 
 
 def _take_rows(array: np.ndarray, order: np.ndarray | None, dtype: type) -> np.ndarray:
@@ -256,6 +301,12 @@ def _split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> tupl
     return n_train, n_val, n_test
 
 
+def _precision_dtype(trainer: pl.Trainer | None) -> torch.dtype:
+    """Return the dtype data is stored and trained in: float64 under ``precision="64-true"``, else float32."""
+    precision = str(trainer.precision) if trainer is not None else ""
+    return torch.float64 if precision.startswith("64") else torch.float32
+
+
 class InMemoryDataModule(pl.LightningDataModule, ABC):
     """Serve features and targets held in memory, split by a seed, with scaling fitted on the training split.
 
@@ -320,6 +371,8 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
     """
 
     task: str = "regression"
+
+    _attached_trainer: pl.Trainer | None = None
 
     def __init__(
         self,
@@ -389,6 +442,7 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         if self._data is None:
             data = self.load_arrays()
             self._validate(data)
+            split_problems = self._check_splits(data)
             self._data = data
             self._summary = _Summary(
                 num_features=int(data.features.shape[1]),
@@ -396,6 +450,8 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
                 feature_names=list(data.feature_names),
                 target_names=list(data.target_names),
                 class_names=list(data.class_names) if data.class_names is not None else None,
+                too_large_for_float32=data.too_large_for_float32,
+                split_problems=split_problems,
             )
         return self._data
 
@@ -461,12 +517,17 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
             raise InputError(f"{where}: {features.shape[0]} rows of features but {targets.shape[0]} rows of targets")
         if len(data.feature_names) != features.shape[1]:
             raise ValueError(f"{len(data.feature_names)} feature names for {features.shape[1]} features")
-        check_finite(features, data.feature_names, where)
+        too_large = [check_finite(features, data.feature_names, where)]
         if self.task == "regression":
             if targets.ndim not in (1, 2):
                 raise InputError(f"{where}: targets must be 1-D or 2-D, got shape {targets.shape}")
-            check_finite(targets.reshape(len(targets), -1), data.target_names, where)
+            too_large.append(check_finite(targets.reshape(len(targets), -1), data.target_names, where))
         else:
+            if data.class_names is not None and len(data.class_names) == 1:
+                raise InputError(
+                    f"{where}, column {self._label_column(data)!r}: every row holds the same class "
+                    f"({data.class_names[0]}); a classifier needs at least two"
+                )
             if data.class_names is None or len(data.class_names) < 2:
                 raise InputError(f"{where}: classification needs at least two classes, got {data.class_names}")
             if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer):
@@ -482,15 +543,136 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
                     f"{where}: the predict data has shape {predict.shape} but the model takes "
                     f"{features.shape[1]} features"
                 )
-            check_finite(predict, data.feature_names, f"{where} (predict)")
+            too_large.append(check_finite(predict, data.feature_names, f"{where} (predict)"))
+        if data.too_large_for_float32 is None:  # a subclass that names files and lines has said it already
+            data.too_large_for_float32 = next((message for message in too_large if message), None)
+
+    @staticmethod
+    def _label_column(data: ArrayData) -> str:
+        return data.target_names[0] if data.target_names else "label"
+
+    def _is_out_of_core(self, data: ArrayData) -> bool:
+        """Whether ``data`` stays on disk (see ``in_memory``): memmapped features unless told otherwise."""
+        if self.in_memory is not None:
+            return not self.in_memory
+        return isinstance(data.features, np.memmap)
+
+    def _split_in_memory(self, data: ArrayData) -> tuple[np.ndarray | None, tuple[int, int, int], slice]:
+        """Split in memory: the source row of each stored row (``None``: source order), the sizes, the fallback.
+
+        The rows are stored in train, val, test order; ``fallback`` is what a split of size 0 uses: the training
+        rows when the data came with its own splits, else all rows.
+        """
+        n_rows = data.features.shape[0]
+        if data.split_sizes is not None:
+            return None, data.split_sizes, slice(0, data.split_sizes[0])
+        sizes = _split_sizes(n_rows, self.val_fraction, self.test_fraction)
+        order = np.random.default_rng(self.seed).permutation(n_rows) if sizes[1] + sizes[2] else None
+        return order, sizes, slice(0, n_rows)
+
+    def _split_on_disk(self, data: ArrayData) -> dict[str, RowBlocks]:
+        """Split out of core: train, val and test as row blocks (see the class docstring)."""
+        n_rows = data.features.shape[0]
+        everything = RowBlocks.cut(0, n_rows, self.block_rows)
+        if data.split_sizes is not None:
+            n_train, n_val, n_test = data.split_sizes
+            train = RowBlocks.cut(0, n_train, self.block_rows)
+            val = everything.positions(n_train, n_train + n_val) if n_val else train
+            test = everything.positions(n_train + n_val, n_train + n_val + n_test) if n_test else train
+            return {"train": train, "val": val, "test": test}
+        n_train, n_val, n_test = _split_sizes(n_rows, self.val_fraction, self.test_fraction)
+        if not n_val + n_test:
+            return {"train": everything, "val": everything, "test": everything}
+        # The in-memory split's rule at block granularity: a seeded order of blocks, cut by the sizes.
+        order = everything.take(np.random.default_rng(self.seed).permutation(everything.num_blocks))
+        return {
+            "train": order.positions(0, n_train).sorted(),
+            "val": order.positions(n_train, n_train + n_val).sorted() if n_val else everything,
+            "test": order.positions(n_train + n_val, n_rows).sorted() if n_test else everything,
+        }
+
+    def _check_splits(self, data: ArrayData) -> dict[str, str]:
+        """Find, when the data is loaded, what would stop a stage; :meth:`_check_stage` raises it for that stage.
+
+        The split depends only on the row count, the fractions (or the data's own splits), the seed and
+        ``block_rows``, so it is known long before ``setup``. Training needs at least two rows and, for
+        classification, two classes in the training split; a regression model's R² needs at least two rows in
+        the validation (used by ``fit`` and ``validate``) and test splits. Only messages are kept here: the data
+        may still serve other stages (a one-row file may be predicted on).
+
+        Returns:
+            Messages by stage (``"fit"``, ``"validate"``, ``"test"``; ``"any"`` when the fractions cannot split
+            the rows at all); empty when every stage can run.
+
+        """
+        where = data.source
+        n_rows = data.features.shape[0]
+        on_disk = self._is_out_of_core(data)
+        try:
+            if on_disk:
+                blocks = self._split_on_disk(data)
+                n_train, n_val, n_test = (len(blocks[split]) for split in ("train", "val", "test"))
+            else:
+                order, (n_train, n_val, n_test), fallback = self._split_in_memory(data)
+                n_val, n_test = (size or fallback.stop - fallback.start for size in (n_val, n_test))
+        except InputError as error:
+            return {"any": f"{where}: {error}"}
+        if data.split_sizes is not None:
+            how = "all rows of the file"
+        else:
+            rows = f"{n_rows} row{'' if n_rows == 1 else 's'} in all"
+            how = f"{rows}, val_fraction={self.val_fraction}, test_fraction={self.test_fraction}"
+        problems = {}
+        if n_train < 2:
+            problems["fit"] = f"{where}: the training split needs at least 2 rows, but it has {n_train} ({how})"
+            return problems
+        if self.task == "regression":
+            sources = data.split_sources if data.split_sizes is not None and data.split_sources else (None, None)
+            for stage, split, size, source, fraction in (
+                ("validate", "validation", n_val, sources[0], "val_fraction"),
+                ("test", "test", n_test, sources[1], "test_fraction"),
+            ):
+                if size < 2:
+                    hint = "" if source else f"; raise {fraction}, or set it to 0 to use all rows"
+                    problems[stage] = (
+                        f"{source or where}: the {split} split has {size} row, but R² needs at least 2 ({how}){hint}"
+                    )
+            if "validate" in problems:
+                problems["fit"] = problems["validate"]  # fit validates every epoch
+            return problems
+        if data.class_names is None:
+            return problems
+        if on_disk:
+            labels = read_rows(data.targets, blocks["train"], np.int64)
+        else:
+            labels = data.targets[order[:n_train]] if order is not None else data.targets[:n_train]
+        present = np.unique(labels)
+        if len(present) < 2:
+            problems["fit"] = (
+                f"{where}, column {self._label_column(data)!r}: the training rows hold a single class "
+                f"({data.class_names[int(present[0])]}) of the {len(data.class_names)} in the data; a classifier "
+                "needs at least two (change seed or val_fraction/test_fraction, or add rows of the other classes)"
+            )
+        return problems
+
+    def _check_stage(self, stage: str, dtype: torch.dtype) -> None:
+        """Raise the problems :meth:`_check_splits` found that matter for ``stage``, and values ``dtype`` cannot hold.
+
+        Values beyond float32's range (about 3.4e38) become infinite in float32: such data is refused unless the
+        trainer runs in float64.
+        """
+        summary = self._describe()
+        problem = summary.split_problems.get("any") or summary.split_problems.get(stage)
+        if problem is not None:
+            raise InputError(problem)
+        if summary.too_large_for_float32 is not None and dtype != torch.float64:
+            raise InputError(summary.too_large_for_float32)
 
     # -- Lightning hooks ------------------------------------------------------------------------------------------
 
     def _storage_dtype(self) -> torch.dtype:
         """float64 under a ``precision="64-true"`` trainer, float32 otherwise."""
-        trainer = self.trainer
-        precision = str(trainer.precision) if trainer is not None else ""
-        return torch.float64 if precision.startswith("64") else torch.float32
+        return _precision_dtype(self.trainer)
 
     @property
     def out_of_core(self) -> bool:
@@ -501,11 +683,30 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
             return False
         if self.in_memory is not None:
             return not self.in_memory
-        return isinstance(self.data.features, np.memmap)
+        return self._is_out_of_core(self.data)
+
+    @property
+    def trainer(self) -> pl.Trainer | None:
+        """The trainer this data is attached to (Lightning sets it when ``fit``, ``test``, ... starts)."""
+        return self._attached_trainer
+
+    @trainer.setter
+    def trainer(self, trainer: pl.Trainer | None) -> None:
+        """Attach a trainer; for a running stage, first refuse data it cannot use (see :meth:`_check_stage`).
+
+        Lightning attaches the DataModule at the very start of ``fit``/``validate``/``test``/``predict``, on every
+        process, once the stage is set and before anything is written; even ``prepare_data`` comes after the
+        logger has claimed its run folder. This is the first moment the training dtype (the trainer's precision)
+        is known, so the checks that depend on it run here; ``setup`` runs them again for use without a trainer.
+        """
+        if trainer is not None and trainer.state.fn is not None:
+            self._check_stage(str(trainer.state.fn.value), _precision_dtype(trainer))
+        self._attached_trainer = trainer
 
     def setup(self, stage: str) -> None:
         """Split the rows (once per dtype) and fit the scaling on the training rows; then release the source."""
         dtype = self._storage_dtype()
+        self._check_stage(stage, dtype)
         if self._features is not None and self._features.dtype == dtype:
             return
         if self.out_of_core:
@@ -514,14 +715,7 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         data = self.data
         n_rows = data.features.shape[0]
         everything = slice(0, n_rows)
-        if data.split_sizes is not None:
-            n_train, n_val, n_test = data.split_sizes
-            order = None
-            fallback = slice(0, n_train)  # a split without its own file uses the training rows
-        else:
-            n_train, n_val, n_test = _split_sizes(n_rows, self.val_fraction, self.test_fraction)
-            order = np.random.default_rng(self.seed).permutation(n_rows) if n_val + n_test else None
-            fallback = everything
+        order, (n_train, n_val, n_test), fallback = self._split_in_memory(data)
         float_dtype = np.float64 if dtype == torch.float64 else np.float32
         # Where each source row went, so that predict can hand rows back in the user's order.
         self._source_rows = torch.from_numpy(np.argsort(order)) if order is not None else None
@@ -549,23 +743,7 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
         """Out-of-core ``setup``: define the splits as row blocks; fit the scaling (streaming) when fitting."""
         if self._disk is None or self._disk.dtype != dtype:
             data = self.data
-            n_rows = data.features.shape[0]
-            everything = RowBlocks.cut(0, n_rows, self.block_rows)
-            if data.split_sizes is not None:
-                n_train, n_val, n_test = data.split_sizes
-                train = RowBlocks.cut(0, n_train, self.block_rows)
-                val = everything.positions(n_train, n_train + n_val) if n_val else train
-                test = everything.positions(n_train + n_val, n_train + n_val + n_test) if n_test else train
-            else:
-                n_train, n_val, n_test = _split_sizes(n_rows, self.val_fraction, self.test_fraction)
-                if n_val + n_test:
-                    # The in-memory split's rule at block granularity: a seeded order of blocks, cut by the sizes.
-                    order = everything.take(np.random.default_rng(self.seed).permutation(everything.num_blocks))
-                    train = order.positions(0, n_train).sorted()
-                    val = order.positions(n_train, n_train + n_val).sorted() if n_val else everything
-                    test = order.positions(n_train + n_val, n_rows).sorted() if n_test else everything
-                else:
-                    train = val = test = everything
+            splits = self._split_on_disk(data)
             predict = data.predict_features if data.predict_features is not None else data.features
             self._disk = _OnDisk(
                 features=data.features,
@@ -573,12 +751,7 @@ class InMemoryDataModule(pl.LightningDataModule, ABC):
                 if data.targets.ndim == 2 or self.task == "classification"
                 else data.targets[:, None],
                 predict_features=data.predict_features,
-                splits={
-                    "train": train,
-                    "val": val,
-                    "test": test,
-                    "predict": RowBlocks.cut(0, len(predict), len(predict)),
-                },
+                splits={**splits, "predict": RowBlocks.cut(0, len(predict), len(predict))},
                 dtype=dtype,
             )
             self._scaling = None

@@ -7,17 +7,32 @@ any run folder or checkpoint exists.
 
 from __future__ import annotations
 
+import codecs
+import collections
 import csv
-import itertools
+import decimal
+import io
 import math
+import re
+import tokenize
+import typing
 import warnings
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lr_lightning.data.base import BLOCK_ROWS, TASKS, ArrayData, InMemoryDataModule, check_finite
+from lr_lightning.data.base import (
+    BLOCK_ROWS,
+    FLOAT32_MAX,
+    TASKS,
+    ArrayData,
+    InMemoryDataModule,
+    check_finite,
+    float32_overflow_message,
+)
 from lr_lightning.errors import InputError
 
 __all__ = ["FILE_FORMATS", "FileDataModule"]
@@ -32,12 +47,26 @@ NPZ_TARGET_KEYS = ("targets", "y", "Y")
 
 @dataclass
 class _Table:
-    """Columns read from one file: features (n, D) numeric, targets (n, K) numeric or (n,) raw labels."""
+    """Columns read from one file: features (n, D) numeric, targets (n, K) numeric or (n,) raw labels.
+
+    Attributes:
+        lines: for a CSV whose rows were scanned (always when it has a label column), its skipped lines, to turn
+            row indices into line numbers; ``None`` for arrays, whose rows are counted from 0.
+        too_large: the message naming the first cell beyond float32's range, if any (see
+            :attr:`~lr_lightning.data.base.ArrayData.too_large_for_float32`).
+
+    """
 
     features: np.ndarray
     targets: np.ndarray | None
     feature_names: list[str]
     target_names: list[str]
+    lines: _Lines | None = None
+    too_large: str | None = None
+
+    def row_number(self, row: int) -> int:
+        """How messages name row ``row`` (0-based): a CSV's line number, an array's index."""
+        return self.lines.line_of(row) if self.lines is not None else row
 
 
 def _as_names(value: str | Sequence[str] | None) -> list[str] | None:
@@ -49,7 +78,7 @@ def _as_names(value: str | Sequence[str] | None) -> list[str] | None:
 
 
 def _check_unique(names: Sequence[str], what: str, where: str) -> None:
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    duplicates = sorted(name for name, count in collections.Counter(names).items() if count > 1)
     if duplicates:
         raise InputError(f"{where}: duplicate {what} {duplicates}; names must be unique")
 
@@ -83,18 +112,59 @@ def _resolve_columns(
 
 # -- CSV ------------------------------------------------------------------------------------------------------------
 
+#: ASCII whitespace: what numpy's parser strips around a number (``str.strip()`` would strip Unicode spaces too).
+_SPACE = " \t\r\n\v\f"
+
+#: Bytes of a CSV scanned at a time when checking its rows' widths.
+_SCAN_BYTES = 1 << 24
+
 
 def _read_csv_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
-        header = next(csv.reader(handle), None)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError:  # the text layer decodes ahead: the bad byte may be in any early row
+        raise _encoding_error(path, None) from None
     if header is None:
         raise InputError(f"{path}: the file is empty (expected a header row of column names, then data rows)")
+    if not header:
+        raise InputError(f"{path}, row 1: the header row is blank (expected the column names on the first line)")
+    for name in header:  # before stripping: a quoted trailing line break also moves the data to another line
+        if "\n" in name or "\r" in name:
+            raise InputError(
+                f"{path}, row 1, column {name.strip()!r}: a column name holds a line break (inside quotes); the "
+                "header must be the first line, one name per cell"
+            )
     names = [name.strip() for name in header]
     for column, name in enumerate(names, start=1):
         if not name:
             raise InputError(f"{path}, row 1, column {column}: empty column name in the header")
     _check_unique(names, "column names", str(path))
     return names
+
+
+def _encoding_error(path: Path, header: list[str] | None) -> InputError:
+    """Build the error naming the row and column of the first byte of ``path`` that is not UTF-8."""
+    raw = path.read_bytes()
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        raw[start:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = start + error.start
+    else:  # pragma: no cover - only called after a decoding error
+        return InputError(f"{path}: the file is not UTF-8 text")
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    row = raw.count(b"\n", 0, offset) + 1
+    if header is None and row > 1:  # the text layer decodes ahead: the header itself may be fine
+        header = [name.strip() for name in next(csv.reader([raw[start : raw.find(b"\n")].decode("utf-8")]))]
+    # The cells before the bad byte, plus one: the index of the cell that holds it.
+    before = raw[line_start:offset].decode("utf-8", errors="replace")
+    index = len(next(csv.reader([before + "x"]))) - 1
+    column = repr(header[index]) if header is not None and row > 1 and index < len(header) else str(index + 1)
+    return InputError(
+        f"{path}, row {row}, column {column}: byte 0x{raw[offset]:02x} is not UTF-8 text; the file must be "
+        "UTF-8 (save it again as UTF-8, e.g. 'CSV UTF-8' in a spreadsheet)"
+    )
 
 
 def _require_feature_columns(path: Path, header: list[str], features: list[str]) -> None:
@@ -121,47 +191,170 @@ def _choose_columns(
     return features, []
 
 
-def _diagnose_csv(path: Path, header: list[str], numeric_columns: list[str]) -> None:
-    """Find the first cell that is not a finite number (or a short row) and raise an error naming it.
+@dataclass
+class _Lines:
+    """The data lines of a CSV that hold no cells: skipped, as numpy skips empty lines.
 
-    Only runs after the fast parser has failed or found a non-finite value, so its speed does not matter; it
-    reports the line number a text editor shows, counting blank lines.
+    Attributes:
+        skipped: line numbers (as an editor counts them) of every empty or whitespace-only line after the header.
+        whitespace: the whitespace-only ones among them, which numpy's parser does not skip by itself.
+
     """
-    indices = [header.index(name) for name in numeric_columns]
-    with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
+
+    skipped: list[int]
+    whitespace: list[int]
+
+    def line_of(self, row: int) -> int:
+        """Return the line number of data row ``row`` (0-based, in parsed order)."""
+        line = row + 2
+        for skipped in self.skipped:  # in increasing order
+            if skipped > line:
+                break
+            line += 1
+        return line
+
+
+def _is_blank(row: list[str]) -> bool:
+    """Tell whether a CSV record is an empty or whitespace-only line (skipped); ``,,`` is a row of empty cells."""
+    return not row or (len(row) == 1 and not row[0].strip(_SPACE))
+
+
+def _check_row_widths(path: Path, width: int) -> _Lines:
+    """Check that every data line has ``width`` cells, and find the blank lines (skipped).
+
+    numpy's parser reads only the chosen columns (``usecols``) and ignores extra cells, so the widths are checked
+    here: a count of commas per line, in C (``bytes.count``), for files without quotes; with quotes, the ``csv``
+    module's count of cells.
+    """
+    skipped: list[int] = []
+    whitespace: list[int] = []
+    with path.open("rb") as handle:
+        handle.readline()  # the header: one line (a name with a line break was refused)
+        line = 1
+        carry = b""
+        while True:
+            chunk = handle.read(_SCAN_BYTES)
+            block = carry + chunk if carry else chunk
+            if b'"' in block:
+                return _check_row_widths_quoted(path, width)
+            lines = block.split(b"\n") if block else []
+            carry = lines.pop() if chunk else b""  # a line the next chunk continues; at the end, the last line
+            counts = [text.count(b",") for text in lines]
+            if width == 1:  # every line has no comma: find the blank ones by their content
+                odd = [i for i, text in enumerate(lines) if not text.strip(b" \t\r\v\f")]
+            elif counts.count(width - 1) != len(counts):
+                odd = [i for i, count in enumerate(counts) if count != width - 1]
+            else:
+                odd = []
+            for i in odd:
+                number = line + 1 + i
+                if lines[i].strip(b" \t\r\v\f"):
+                    raise InputError(
+                        f"{path}, row {number}: {counts[i] + 1} cells but the header names {width} columns"
+                    )
+                skipped.append(number)
+                if lines[i] not in (b"", b"\r"):
+                    whitespace.append(number)
+            line += len(lines)
+            if not chunk:
+                return _Lines(skipped, whitespace)
+
+
+def _check_row_widths_quoted(path: Path, width: int) -> _Lines:
+    """:func:`_check_row_widths` for a file with quotes, which may hold commas and line breaks inside cells."""
+    skipped: list[int] = []
+    whitespace: list[int] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         next(reader)
         for row in reader:
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            if len(row) != len(header):
-                raise InputError(f"{path}, row {line}: {len(row)} cells but the header names {len(header)} columns")
-            for index in indices:
-                cell = row[index].strip()
-                where = f"{path}, row {line}, column {header[index]!r}"
-                if not cell:
-                    raise InputError(
-                        f"{where}: '' is not a number (an empty cell: fill in or remove the missing value)"
-                    )
-                try:
-                    value = float(cell)
-                except ValueError:
-                    raise InputError(f"{where}: {cell!r} is not a number") from None
-                if not math.isfinite(value):
-                    raise InputError(f"{where}: {cell} is not a finite number (remove or fill the missing values)")
+            number = reader.line_num
+            if _is_blank(row):
+                skipped.append(number)
+                if row:
+                    whitespace.append(number)
+            elif len(row) != width:
+                raise InputError(f"{path}, row {number}: {len(row)} cells but the header names {width} columns")
+    return _Lines(skipped, whitespace)
 
 
-def _load_csv_columns(path: Path, header: list[str], names: list[str], dtype: type) -> np.ndarray:
-    """Columns ``names`` of a CSV as an array (n, len(names)); numpy's C parser does the work (1e6 rows/s)."""
+def _parse_number(cell: str) -> float | None:
+    """Read the number in a CSV cell as numpy's parser does; ``None`` if numpy cannot read one.
+
+    Python's ``float()`` also accepts ``1_000`` and non-ASCII digits; numpy does not, and the two must agree.
+    """
+    text = cell.strip(_SPACE)
+    if not text or "_" in text or not text.isascii():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _diagnose_csv(path: Path, header: list[str], numeric_columns: list[str], too_large: bool = False) -> str | None:
+    """Find the first cell that is not a finite number (or a row of the wrong width) and raise an error naming it.
+
+    Only runs after the fast parser has failed or found a bad value, so its speed does not matter; it reports
+    the line number a text editor shows, counting blank lines, and reads cells as numpy does
+    (:func:`_parse_number`). With ``too_large``, it returns the message naming the first cell whose magnitude
+    float32 cannot hold (``None`` if there is none) instead.
+    """
+    indices = [header.index(name) for name in numeric_columns]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
+            reader = csv.reader(handle)
+            next(reader)
+            for row in reader:
+                line = reader.line_num
+                if _is_blank(row):
+                    continue
+                if len(row) != len(header):
+                    raise InputError(f"{path}, row {line}: {len(row)} cells but the header names {len(header)} columns")
+                for index in indices:
+                    cell = row[index].strip(_SPACE)
+                    where = f"{path}, row {line}, column {header[index]!r}"
+                    value = _parse_number(cell)
+                    if not cell:
+                        raise InputError(
+                            f"{where}: '' is not a number (an empty cell: fill in or remove the missing value)"
+                        )
+                    if value is None:
+                        raise InputError(f"{where}: {cell!r} is not a number")
+                    if not math.isfinite(value):
+                        raise InputError(f"{where}: {cell} is not a finite number (remove or fill the missing values)")
+                    if too_large and abs(value) > FLOAT32_MAX:
+                        return float32_overflow_message(where, cell)
+    except UnicodeDecodeError:
+        raise _encoding_error(path, header) from None
+    return None
+
+
+def _csv_source(path: Path, lines: _Lines | None) -> Path | io.StringIO:
+    """Return what numpy parses: the file, or, with whitespace-only lines, its text with those lines emptied."""
+    if lines is None or not lines.whitespace:
+        return path
+    text = path.read_bytes().split(b"\n")
+    for number in lines.whitespace:
+        text[number - 1] = b""
+    return io.StringIO(b"\n".join(text).decode("utf-8-sig"))
+
+
+def _load_csv_columns(path: Path, lines: _Lines | None, header: list[str], names: list[str], dtype: type) -> np.ndarray:
+    """Columns ``names`` of a CSV as an array (n, len(names)); numpy's C parser does the work (1e6 rows/s).
+
+    When ``names`` are all the columns, in order, numpy reads every cell and refuses rows of another width itself;
+    otherwise it reads only those columns (``usecols``) and ignores extra cells, so :func:`_check_row_widths` must
+    have run (``lines``).
+    """
     with warnings.catch_warnings():
         # A header-only file: reported as an InputError by the caller, not as numpy's warning.
         warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
         return np.loadtxt(
-            path,
+            _csv_source(path, lines),
             delimiter=",",
             skiprows=1,
-            usecols=[header.index(name) for name in names],
+            usecols=None if names == header else [header.index(name) for name in names],
             dtype=dtype,
             comments=None,
             quotechar='"',
@@ -177,15 +370,35 @@ def _read_csv(
     feature_names, target_names = _choose_columns(path, header, features, targets, need_targets)
     numeric = feature_names + ([] if labels else target_names)
     try:
-        values = _load_csv_columns(path, header, numeric, np.float64)
-        target_values = _load_csv_columns(path, header, target_names, str)[:, 0] if labels and target_names else None
+        # Reading every column, numpy checks the rows' widths itself: the scan runs only if it fails (it may
+        # have met a whitespace-only line, which is skipped like a blank one).
+        lines = None if numeric == header else _check_row_widths(path, len(header))
+        try:
+            values = _load_csv_columns(path, lines, header, numeric, np.float64)
+        except ValueError as error:
+            if lines is not None or isinstance(error, UnicodeDecodeError):
+                raise
+            lines = _check_row_widths(path, len(header))  # raises for a row of another width
+            if not lines.whitespace:
+                raise
+            values = _load_csv_columns(path, lines, header, numeric, np.float64)
+        target_values = (
+            _load_csv_columns(path, lines, header, target_names, str)[:, 0] if labels and target_names else None
+        )
+    except UnicodeDecodeError:
+        raise _encoding_error(path, header) from None
     except ValueError:
         _diagnose_csv(path, header, numeric)
         raise  # the diagnosis found nothing: a parser problem we do not know, keep numpy's message
     if values.shape[0] == 0:
         raise InputError(f"{path}: the file has a header but no data rows")
-    if not np.isfinite(values).all():
-        _diagnose_csv(path, header, numeric)
+    try:
+        too_large = check_finite(values, numeric, str(path), first_row=2)
+    except InputError:
+        _diagnose_csv(path, header, numeric)  # the same cell, named by its line number
+        raise
+    if too_large is not None:
+        too_large = _diagnose_csv(path, header, numeric, too_large=True) or too_large
     n_features = len(feature_names)
     if labels:
         table_targets = target_values
@@ -193,7 +406,7 @@ def _read_csv(
         table_targets = values[:, n_features:]
     else:
         table_targets = None
-    return _Table(values[:, :n_features], table_targets, feature_names, target_names)
+    return _Table(values[:, :n_features], table_targets, feature_names, target_names, lines, too_large)
 
 
 # -- NumPy and Parquet ----------------------------------------------------------------------------------------------
@@ -209,21 +422,56 @@ def _numeric_matrix(array: np.ndarray, what: str, allow_labels: bool = False) ->
     return array
 
 
+def _holds_objects(handle: typing.BinaryIO) -> bool:
+    """Whether a stream starts with a valid ``.npy`` header whose dtype holds Python objects.
+
+    Only such a file may be called an object array; np.load also asks for ``allow_pickle`` when a file is not a
+    NumPy file at all (it then tries to unpickle it).
+    """
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, _, dtype = read_header(handle)
+    except Exception:  # not a NumPy header: whatever numpy raises for it
+        return False
+    return bool(dtype.hasobject)
+
+
+#: What np.load raises for files that are not what they claim: a garbled header is parsed as a Python literal.
+_UNREADABLE = (ValueError, SyntaxError, tokenize.TokenError, OSError, EOFError, zipfile.BadZipFile)
+
+_OBJECTS = (
+    "cannot be read without unpickling: it holds Python objects (an object array), which are never loaded for "
+    "safety; save a numeric array, e.g. np.save(path, array.astype(np.float64))"
+)
+
+
+def _one_line(error: BaseException) -> str:
+    """Return an exception's message on one line (numpy quotes the garbled header it could not parse)."""
+    return " ".join(str(error).split())
+
+
 def _load_numpy(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
+    """Open a ``.npy`` (memory-mapped) or ``.npz`` file with ``allow_pickle=False``, any failure an InputError."""
+    npy = path.suffix.lower() == ".npy"
     try:
         # A memory map: the base copies the rows it needs into the training dtype chunk by chunk, so a large
         # .npy is read once rather than loaded and then copied.
-        return np.load(path, mmap_mode="r" if path.suffix == ".npy" else None, allow_pickle=False)
-    except ValueError as error:
-        # np.load says "allow_pickle", a memory map "Python objects in dtype": both mean an object array.
-        if "allow_pickle" in str(error) or "Python objects" in str(error):
-            raise InputError(
-                f"{path}: cannot be read without unpickling: it holds Python objects (an object array), which are "
-                "never loaded for safety; save a numeric array, e.g. np.save(path, array.astype(np.float64))"
-            ) from None
-        raise InputError(f"{path}: not a readable NumPy file ({error})") from None
-    except (OSError, EOFError) as error:
-        raise InputError(f"{path}: not a readable NumPy file ({error})") from None
+        loaded = np.load(path, mmap_mode="r" if npy else None, allow_pickle=False)
+    except _UNREADABLE as error:
+        with path.open("rb") as handle:
+            if _holds_objects(handle):
+                raise InputError(f"{path}: {_OBJECTS}") from None
+        reason = _one_line(error)
+        if "pickled" in reason or "allow_pickle" in reason:  # np.load tried to unpickle it: no NumPy header
+            reason = "no NumPy header: not written by np.save" if npy else "not a zip archive of arrays"
+        raise InputError(f"{path}: not a readable NumPy file ({reason})") from None
+    if npy and not isinstance(loaded, np.ndarray):
+        loaded.close()
+        raise InputError(f"{path}: not a readable NumPy file (a .npz archive named .npy; rename it to .npz)")
+    if not npy and not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: not a readable NumPy file (a single .npy array named .npz; rename it to .npy)")
+    return loaded
 
 
 def _read_npy(path: Path, features: list[str] | None, targets: list[str] | None, need_targets: bool) -> _Table:
@@ -257,12 +505,15 @@ def _npz_array(
     for key in candidates:
         if key in keys:
             try:
-                return key, archive[key]
-            except ValueError:
-                raise InputError(
-                    f"{path}: array {key!r} cannot be read without unpickling: it holds Python objects (an object "
-                    "array), which are never loaded for safety"
-                ) from None
+                array = archive[key]
+            except _UNREADABLE as error:
+                with archive.zip.open(f"{key}.npy") as handle:
+                    if _holds_objects(handle):
+                        raise InputError(f"{path}: array {key!r} {_OBJECTS}") from None
+                raise InputError(f"{path}: array {key!r} is not a readable NumPy array ({_one_line(error)})") from None
+            if not isinstance(array, np.ndarray):  # np.load hands back the raw bytes of a member that is no array
+                raise InputError(f"{path}: {key!r} is not a NumPy array (no .npy header)")
+            return key, array
     wanted = repr(name) if name is not None else " or ".join(map(repr, defaults))
     raise InputError(f"{path}: no array named {wanted}; the file holds {', '.join(map(repr, keys)) or 'nothing'}")
 
@@ -310,7 +561,7 @@ def _read_parquet(
     try:
         header = list(pq.read_schema(path).names)
     except Exception as error:  # pyarrow raises its own error types for files that are not Parquet
-        raise InputError(f"{path}: not a readable Parquet file ({error})") from None
+        raise InputError(f"{path}: not a readable Parquet file ({_one_line(error)})") from None
     _check_unique(header, "column", str(path))
     feature_names, target_names = _choose_columns(path, header, features, targets, need_targets)
     table = pq.read_table(path, columns=feature_names + target_names)
@@ -341,51 +592,93 @@ def _read_parquet(
 
 # -- labels ---------------------------------------------------------------------------------------------------------
 
+#: How a number may be written as a label: an integer, a decimal, an exponent, or NaN/infinity (refused).
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
-def _encode_labels(label_arrays: list[tuple[np.ndarray, str, int]], column: str) -> tuple[list[np.ndarray], list[str]]:
+#: Integer labels with more digits than this are refused (Python prints at most 4300 digits of an int).
+_MAX_LABEL_DIGITS = 4000
+
+
+def _distinct_labels(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Return the distinct labels of one file as text, and for each row the index of its label in that list.
+
+    Text is stripped of whitespace; integers (any size) are written exactly; floats as Python writes them
+    (``3.0``). Nothing goes through float64 on the way, so ``9007199254740993`` stays itself.
+    """
+    labels = np.asarray(labels)
+    unique, inverse = np.unique(labels, return_inverse=True)
+    kind = labels.dtype.kind
+    if kind in "iub":
+        texts = [str(int(value)) for value in unique]
+    elif kind == "f":
+        texts = [repr(float(value)) for value in unique]
+    else:
+        texts = [str(value).strip(_SPACE) for value in unique]
+    return texts, inverse.reshape(-1)
+
+
+def _integer_label(text: str) -> int | None:
+    """Return the exact integer a numeric label means (``"7.0"`` and ``"7e0"`` are 7); ``None`` if not whole."""
+    number = decimal.Decimal(text)
+    if not number.is_finite():
+        return None
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent < 0 and any(digits[exponent:]):
+        return None  # a fraction: digits after the point that are not zero
+    return int(number)  # exact: no float in between
+
+
+def _encode_labels(tables: list[tuple[_Table, str]], column: str) -> tuple[list[np.ndarray], list[str]]:
     """Map raw labels of several files to indices ``0..C-1`` shared by all, and return the class names.
 
-    Numbers (``0``, ``1``, ``2`` or ``"3"``, ``"7"``) are sorted numerically and named by their integer value;
-    anything else (``"setosa"``) is sorted as text. So integer labels ``0..C-1`` keep their values and their
-    names are ``"0"``, ``"1"``, ...
+    Labels are read as text or exact integers, never through float64, so large integer labels stay distinct
+    and exact. When every label of every file is a number, the classes are integers: sorted by value and named
+    by that value in decimal (``"3"``, ``"7"``, ``"10"``, or all thirty digits of a thirty-digit label); ``"1"``,
+    ``"1.0"`` and ``"01"`` are the one class ``"1"``, and a label that is not a whole number (``0.5``, ``nan``)
+    is refused. Otherwise every label is text (``"setosa"``): sorted as text and named as written, stripped of
+    surrounding whitespace (then ``"1"`` and ``"1.0"`` are two classes).
 
     Args:
-        label_arrays: ``(labels (n,), file name, number of the first row)`` per file, for messages.
+        tables: ``(table, file name)`` per file; each table's targets are its raw labels (n,).
         column: the name of the label column, for messages.
 
     """
-    as_text = [np.char.strip(np.asarray(labels).astype(str)) for labels, _, _ in label_arrays]
-    for labels, (_, where, first_row) in zip(as_text, label_arrays, strict=True):
-        empty = np.flatnonzero(labels == "")
-        if empty.size:
-            raise InputError(f"{where}, row {int(empty[0]) + first_row}, column {column!r}: empty class label")
-    as_text_all = np.concatenate(as_text)
-    unique, inverse = np.unique(as_text_all, return_inverse=True)
-    try:
-        numbers = unique.astype(np.float64)
-    except ValueError:
-        numbers = None
-    if numbers is not None:
-        not_a_class = ~np.isfinite(numbers) | (numbers != np.round(numbers))
-        if not_a_class.any():
-            bounds = np.cumsum([0, *(len(labels) for labels in as_text)])
-            for (_, where, first_row), start, stop in zip(label_arrays, bounds[:-1], bounds[1:], strict=True):
-                bad = np.flatnonzero(not_a_class[inverse[start:stop]])
-                if bad.size:
-                    row = int(bad[0])
-                    raise InputError(
-                        f"{where}, row {row + first_row}, column {column!r}: label {as_text_all[start + row]} is not "
-                        "an integer; classification needs class labels (use task: regression for continuous targets)"
-                    )
-        values = np.unique(numbers)  # "1" and "1.0" are one class
-        class_names = [str(int(value)) for value in values]
-        class_of_unique = np.searchsorted(values, numbers)
+    distinct = [_distinct_labels(table.targets) for table, _ in tables]  # type: ignore[arg-type]
+
+    def refuse(is_bad: Callable[[str], bool], problem: str) -> None:
+        """Raise an error naming the first row (in file order) whose label ``is_bad``."""
+        for (texts, inverse), (table, where) in zip(distinct, tables, strict=True):
+            bad = [index for index, text in enumerate(texts) if is_bad(text)]
+            if bad:
+                row = int(np.flatnonzero(np.isin(inverse, bad))[0])
+                text = texts[inverse[row]]
+                raise InputError(
+                    f"{where}, row {table.row_number(row)}, column {column!r}: {problem.format(label=text)}"
+                )
+
+    refuse(lambda text: not text, "empty class label")
+    all_texts = {text for texts, _ in distinct for text in texts}
+    if all(_NUMBER.fullmatch(text) for text in all_texts):
+        refuse(
+            lambda text: decimal.Decimal(text).is_finite() and decimal.Decimal(text).adjusted() >= _MAX_LABEL_DIGITS,
+            f"label {{label}} has more than {_MAX_LABEL_DIGITS} digits; use text labels",
+        )
+        values = {text: _integer_label(text) for text in all_texts}
+        refuse(
+            lambda text: values[text] is None,
+            "label {label} is not an integer; classification needs class labels (use task: regression for "
+            "continuous targets)",
+        )
+        classes = sorted({value for value in values.values() if value is not None})
+        class_names = [str(value) for value in classes]
+        index = {value: position for position, value in enumerate(classes)}
+        class_of = {text: index[value] for text, value in values.items() if value is not None}
     else:
-        class_names = [str(name) for name in unique]
-        class_of_unique = np.arange(len(unique))
-    encoded = class_of_unique[inverse].astype(np.int64)
-    bounds = np.cumsum([0, *(len(labels) for labels in as_text)])
-    return [encoded[start:stop] for start, stop in itertools.pairwise(bounds)], class_names
+        class_names = sorted(all_texts)
+        class_of = {text: position for position, text in enumerate(class_names)}
+    encoded = [np.array([class_of[text] for text in texts], dtype=np.int64)[inverse] for texts, inverse in distinct]
+    return encoded, class_names
 
 
 # -- the DataModule -------------------------------------------------------------------------------------------------
@@ -493,6 +786,8 @@ class FileDataModule(InMemoryDataModule):
 
     def _read(self, path: str, features: list[str] | None, targets: list[str] | None, need_targets: bool) -> _Table:
         file = Path(path)
+        if file.is_dir():
+            raise InputError(f"{path}: is a directory, not a data file")
         if not file.is_file():
             raise InputError(f"{path}: no such file")
         suffix = file.suffix.lower()
@@ -501,24 +796,30 @@ class FileDataModule(InMemoryDataModule):
         if suffix != ".npz" and file.stat().st_size == 0:
             raise InputError(f"{path}: the file is empty")
         labels = self.task == "classification"
-        if suffix == ".csv":
-            table = _read_csv(file, features, targets, labels, need_targets)
-        elif suffix == ".npy":
-            table = _read_npy(file, features, targets, need_targets)
-        elif suffix == ".npz":
-            # Names in a .npz are array keys, not columns: every file of the module uses the user's keys.
-            table = _read_npz(file, self.features, self.targets, labels, need_targets)
-        else:
-            table = _read_parquet(file, features, targets, labels, need_targets)
+        try:
+            if suffix == ".csv":
+                table = _read_csv(file, features, targets, labels, need_targets)
+            elif suffix == ".npy":
+                table = _read_npy(file, features, targets, need_targets)
+            elif suffix == ".npz":
+                # Names in a .npz are array keys, not columns: every file of the module uses the user's keys.
+                table = _read_npz(file, self.features, self.targets, labels, need_targets)
+            else:
+                table = _read_parquet(file, features, targets, labels, need_targets)
+        except OSError as error:  # no permission to read, an I/O error
+            raise InputError(f"{path}: cannot read the file ({error.strerror or error})") from None
         if labels and need_targets:
             assert table.targets is not None
             if len(table.target_names) != 1:
                 raise InputError(f"{path}: classification takes one label column, got {table.target_names}")
             table.targets = table.targets.reshape(-1)
         if suffix != ".csv":  # CSV cells were checked while parsing, by line number; array rows count from 0
-            check_finite(table.features, table.feature_names, str(path))
+            too_large = [check_finite(table.features, table.feature_names, str(path))]
             if table.targets is not None and not labels:
-                check_finite(table.targets.reshape(len(table.targets), -1), table.target_names, str(path))
+                too_large.append(
+                    check_finite(table.targets.reshape(len(table.targets), -1), table.target_names, str(path))
+                )
+            table.too_large = next((message for message in too_large if message), None)
         return table
 
     def load_arrays(self) -> ArrayData:
@@ -542,11 +843,7 @@ class FileDataModule(InMemoryDataModule):
 
         class_names = None
         if self.task == "classification":
-            label_arrays = [
-                (t.targets, source, 2 if source.lower().endswith(".csv") else 0)
-                for t, source in zip(tables, sources, strict=True)
-            ]
-            encoded, class_names = _encode_labels(label_arrays, main.target_names[0])  # type: ignore[arg-type]
+            encoded, class_names = _encode_labels(list(zip(tables, sources, strict=True)), main.target_names[0])
             for table, labels in zip(tables, encoded, strict=True):
                 table.targets = labels
 
@@ -568,6 +865,7 @@ class FileDataModule(InMemoryDataModule):
                     f"{main.features.shape[1]} ({', '.join(main.feature_names)} from {self.path})"
                 )
             predict_features = predict.features
+            tables.append(predict)
 
         assert targets is not None
         return ArrayData(
@@ -579,4 +877,6 @@ class FileDataModule(InMemoryDataModule):
             split_sizes=split_sizes,
             predict_features=predict_features,
             source=self.path,
+            split_sources=(self.val_path, self.test_path),
+            too_large_for_float32=next((table.too_large for table in tables if table.too_large), None),
         )
