@@ -1,9 +1,9 @@
 """What a loaded checkpoint must hold to be a usable lr_lightning model, checked before any model is built.
 
-:func:`check_model_checkpoint` checks plain hyperparameters, positive integer sizes, and weights and scaling
-buffers of the shapes those sizes give; :func:`check_checkpoint_class` that the checkpoint was saved by the model
-class a config names. The models' ``load_from_checkpoint``, :mod:`lr_lightning.export` and the CLI's
-``--ckpt_path`` go through them. Reading the file safely is :mod:`lr_lightning.checkpoint`'s job.
+:func:`check_model_checkpoint` checks plain hyperparameters, positive integer sizes, weights and scaling buffers
+of the shapes those sizes give, and, given a model class, that the checkpoint was saved by that class (a
+mismatch names the class that saved it). The models' ``load_from_checkpoint``, :mod:`lr_lightning.export` and the
+CLI's ``--ckpt_path`` go through it. Reading the file safely is :mod:`lr_lightning.checkpoint`'s job.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from lr_lightning.errors import InputError
 
 __all__ = [
     "FORBIDDEN_KEYS",
-    "check_checkpoint_class",
     "check_hyperparameters",
     "check_model_checkpoint",
     "check_state_shapes",
@@ -177,7 +176,7 @@ def check_hyperparameters(raw: Any, path: str | os.PathLike, model_class: type |
         if unknown:
             raise InputError(
                 f"{path}: hyper_parameters[{unknown[0]!r}] is not an argument of {model_class.__name__}: "
-                "a checkpoint of another model?"
+                f"{_saved_by(hparams, model_class)}"
             )
     if "in_features" not in hparams:
         raise InputError(f"{path}: hyper_parameters has no 'in_features': not an lr_lightning model checkpoint")
@@ -257,26 +256,12 @@ def check_state_shapes(
         raise InputError(f"{path}: state_dict holds {unexpected[0]!r}, which the model does not have")
 
 
-def check_checkpoint_class(hparams: Mapping[str, Any], model_class: type, path: str | os.PathLike) -> None:
-    """Raise :class:`InputError` when ``hparams`` are not all arguments of ``model_class`` (another class saved them).
-
-    The message names the package's model class that would take them (``LogisticRegression`` for a checkpoint with
-    ``num_classes``), so the user knows which ``--model`` to pass.
-    """
-    foreign = sorted(set(hparams) - set(_constructor_arguments(model_class)))
-    if not foreign:
-        return
+def _saved_by(hparams: Mapping[str, Any], model_class: type) -> str:
+    """Say which of the package's model classes takes all of ``hparams``, for the message of a class mismatch."""
     from lr_lightning.models import LinearRegression, LogisticRegression
 
-    saved_by = next(
-        (
-            candidate.__name__
-            for candidate in (LogisticRegression, LinearRegression)
-            if set(hparams) <= set(_constructor_arguments(candidate))
-        ),
-        f"model with {', '.join(foreign)}",
-    )
-    raise InputError(
-        f"checkpoint {path} holds a {saved_by}; the config names {model_class.__name__} (set --model {saved_by}, or "
-        f"pass a checkpoint of a {model_class.__name__})"
-    )
+    for candidate in (LogisticRegression, LinearRegression):
+        if set(hparams) <= set(_constructor_arguments(candidate)):
+            name = candidate.__name__
+            return f"the checkpoint holds a {name}, not a {model_class.__name__} (on the command line: --model {name})"
+    return "a checkpoint of another model?"

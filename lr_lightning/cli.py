@@ -39,8 +39,8 @@ from torch.optim import Optimizer
 
 from lr_lightning import config_guard
 from lr_lightning.callbacks import CSVPredictionWriter
-from lr_lightning.checkpoint import AtomicCheckpointIO, check_checkpoint_path, load_checkpoint
-from lr_lightning.checkpoint_contents import check_checkpoint_class, check_model_checkpoint
+from lr_lightning.checkpoint import AtomicCheckpointIO, load_checkpoint
+from lr_lightning.checkpoint_contents import check_model_checkpoint
 from lr_lightning.config_checks import (
     LINKED_HPARAMS,
     check_run_folders,
@@ -50,7 +50,7 @@ from lr_lightning.config_checks import (
 )
 from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
-from lr_lightning.errors import InputError
+from lr_lightning.errors import InputError, one_line
 from lr_lightning.models.base import LinearModelBase, TrainingDivergedError
 from lr_lightning.run_folders import CHECKPOINT_ALIASES, newest_fit_checkpoint
 
@@ -142,14 +142,11 @@ class LRLightningCLI(LightningCLI):
             if subcommand in ("validate", "test", "predict"):
                 raise InputError(self._missing_checkpoint_message(subcommand, config))
             return
-        local = check_checkpoint_path(ckpt_path)
-        checkpoint = load_checkpoint(local)
+        checkpoint = load_checkpoint(ckpt_path)
         model_config = config.get("model")
         class_path = model_config.get("class_path") if model_config is not None else None
         model_class = _import_class(class_path) if class_path else None
-        if model_class is not None and isinstance(checkpoint.get("hyper_parameters"), dict):
-            check_checkpoint_class(checkpoint["hyper_parameters"], model_class, local)
-        hparams = check_model_checkpoint(checkpoint, local, model_class=model_class)
+        hparams = check_model_checkpoint(checkpoint, ckpt_path, model_class=model_class)
         self._checkpoint_hparams = hparams
         if model_class is None:
             return
@@ -224,7 +221,7 @@ class LRLightningCLI(LightningCLI):
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except MisconfigurationException as error:
-            raise InputError(f"trainer: {' '.join(str(error).split())}") from None
+            raise InputError(f"trainer: {one_line(error)}") from None
         checkpoint_io = trainer.strategy.checkpoint_io
         if type(checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
@@ -359,7 +356,7 @@ def main(args: ArgsType = None) -> None:
         if explained is None:
             raise
         message, code = explained
-        print(f"lr-lightning: error: {' '.join(message.split())}", file=sys.stderr)
+        print(f"lr-lightning: error: {one_line(message)}", file=sys.stderr)
         raise SystemExit(code) from None
 
 

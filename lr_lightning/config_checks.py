@@ -112,14 +112,17 @@ def use_exclusive_tensorboard_logger(config: Any) -> None:
             logger["class_path"] = "lr_lightning.loggers.TensorBoardLogger"
 
 
+def _experiment_of(init_args: Any) -> Path:
+    """``<save_dir>/<name>`` of a logger's arguments (Lightning's default name is ``lightning_logs``)."""
+    return Path(str(_get(init_args, "save_dir"))) / str(_get(init_args, "name", "lightning_logs") or "")
+
+
 def experiment_dir(config: Any) -> Path | None:
     """``<save_dir>/<name>`` of the config's first logger that has a ``save_dir``, or ``None``."""
     for logger in _loggers(config):
         init_args = _get(logger, "init_args") or {}
-        save_dir = _get(init_args, "save_dir")
-        if save_dir is not None:
-            name = _get(init_args, "name", "lightning_logs")
-            return Path(str(save_dir)) / str(name or "")
+        if _get(init_args, "save_dir") is not None:
+            return _experiment_of(init_args)
     return None
 
 
@@ -140,7 +143,7 @@ def check_run_folders(config: Any, subcommand: str) -> None:
         version = _get(init_args, "version")
         if version is not None:
             folder = version if isinstance(version, str) else f"{VERSION_PREFIX}{version}"
-            where = Path(str(save_dir)) / str(_get(init_args, "name", "lightning_logs") or "") / folder
+            where = _experiment_of(init_args) / folder
             option = "trainer.logger.init_args.version" if index == 0 else f"trainer.logger[{index}].init_args.version"
             refuse_used_folder(where, option, version, "its logs")
     if subcommand != "fit":

@@ -55,14 +55,10 @@ def check_yaml_size(text: str, where: str) -> None:
         return
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _expanded_size(node, {})
     except yaml.YAMLError:
         return
-    except RecursionError:
-        raise InputError(f"{where}: the YAML is nested too deeply to be a config; refused") from None
-    if node is None:
-        return
-    try:
-        _expanded_size(node, {})
     except _TooLarge:
         raise InputError(
             f"{where}: its YAML aliases expand to more than {MAX_CONFIG_VALUES:,} values (an alias bomb?); refused"

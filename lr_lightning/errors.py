@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "one_line"]
 
 
 class InputError(ValueError):
@@ -11,3 +11,12 @@ class InputError(ValueError):
     Raise it for mistakes a user can fix (a NaN in row 12 of ``data.csv``, a negative learning rate); let bugs
     raise anything else, so they keep their traceback.
     """
+
+
+def one_line(message: object) -> str:
+    """Return ``str(message)`` with its line breaks and runs of spaces folded into single spaces.
+
+    Messages of other libraries (numpy quoting a garbled header, Lightning's multi-line hints) become one line, as
+    an :class:`InputError` must be.
+    """
+    return " ".join(str(message).split())

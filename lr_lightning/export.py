@@ -74,6 +74,10 @@ def export(checkpoint_path: str | Path, output_dir: str | Path, model_class: str
     return output
 
 
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -86,8 +90,7 @@ def _read_metadata(directory: Path) -> tuple[type[LinearModelBase], dict[str, An
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{path}: cannot read the model description ({detail})") from None
+        raise InputError(f"{path}: cannot read the model description ({_first_line(error)})") from None
     if not isinstance(metadata, dict):
         raise InputError(f"{path}: the model description is a {type(metadata).__name__}, not a JSON object")
     unknown = sorted(set(metadata) - METADATA_KEYS)
@@ -116,8 +119,7 @@ def _tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as weights:
             return {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
     except (SafetensorError, OSError, ValueError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{path}: not a readable safetensors file ({detail})") from None
+        raise InputError(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
 
 
 def load_exported(directory: str | Path) -> LinearModelBase:
@@ -145,8 +147,7 @@ def load_exported(directory: str | Path) -> LinearModelBase:
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{weights_path}: not a readable safetensors file ({detail})") from None
+        raise InputError(f"{weights_path}: not a readable safetensors file ({_first_line(error)})") from None
     check_model_checkpoint({"hyper_parameters": hparams, "state_dict": state}, both, model_class=model_class)
     try:
         model = model_class(**hparams)

@@ -33,7 +33,7 @@ from lr_lightning.data.base import (
     check_finite,
     float32_overflow_message,
 )
-from lr_lightning.errors import InputError
+from lr_lightning.errors import InputError, one_line
 
 __all__ = ["FILE_FORMATS", "FileDataModule"]
 
@@ -446,11 +446,6 @@ _OBJECTS = (
 )
 
 
-def _one_line(error: BaseException) -> str:
-    """Return an exception's message on one line (numpy quotes the garbled header it could not parse)."""
-    return " ".join(str(error).split())
-
-
 def _load_numpy(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
     """Open a ``.npy`` (memory-mapped) or ``.npz`` file with ``allow_pickle=False``, any failure an InputError."""
     npy = path.suffix.lower() == ".npy"
@@ -462,7 +457,7 @@ def _load_numpy(path: Path) -> np.ndarray | np.lib.npyio.NpzFile:
         with path.open("rb") as handle:
             if _holds_objects(handle):
                 raise InputError(f"{path}: {_OBJECTS}") from None
-        reason = _one_line(error)
+        reason = one_line(error)
         if "pickled" in reason or "allow_pickle" in reason:  # np.load tried to unpickle it: no NumPy header
             reason = "no NumPy header: not written by np.save" if npy else "not a zip archive of arrays"
         raise InputError(f"{path}: not a readable NumPy file ({reason})") from None
@@ -510,7 +505,7 @@ def _npz_array(
                 with archive.zip.open(f"{key}.npy") as handle:
                     if _holds_objects(handle):
                         raise InputError(f"{path}: array {key!r} {_OBJECTS}") from None
-                raise InputError(f"{path}: array {key!r} is not a readable NumPy array ({_one_line(error)})") from None
+                raise InputError(f"{path}: array {key!r} is not a readable NumPy array ({one_line(error)})") from None
             if not isinstance(array, np.ndarray):  # np.load hands back the raw bytes of a member that is no array
                 raise InputError(f"{path}: {key!r} is not a NumPy array (no .npy header)")
             return key, array
@@ -561,7 +556,7 @@ def _read_parquet(
     try:
         header = list(pq.read_schema(path).names)
     except Exception as error:  # pyarrow raises its own error types for files that are not Parquet
-        raise InputError(f"{path}: not a readable Parquet file ({_one_line(error)})") from None
+        raise InputError(f"{path}: not a readable Parquet file ({one_line(error)})") from None
     _check_unique(header, "column", str(path))
     feature_names, target_names = _choose_columns(path, header, features, targets, need_targets)
     table = pq.read_table(path, columns=feature_names + target_names)
