@@ -21,14 +21,12 @@ from typing import IO, Any, TypeVar
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.core.saving import _default_map_location
 from lightning.pytorch.utilities import rank_zero_warn
-from lightning.pytorch.utilities.model_helpers import _restricted_classmethod, is_overridden
+from lightning.pytorch.utilities.model_helpers import _restricted_classmethod
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MetricCollection
 
-from lr_lightning.errors import InputError
 from lr_lightning.penalties import initialize_linear, soft_threshold, validate_strength, weight_penalty
 
 __all__ = ["STAGES", "LinearModelBase", "TrainingDivergedError"]
@@ -155,67 +153,9 @@ class LinearModelBase(pl.LightningModule, ABC):
                 ``hparams_file`` or ``weights_only=False`` was given.
 
         """
-        from lr_lightning.checkpoint import load_checkpoint
-        from lr_lightning.checkpoint_contents import check_model_checkpoint
+        from lr_lightning.models.loading import load_model
 
-        if not isinstance(checkpoint_path, str | os.PathLike):
-            raise TypeError(
-                f"{cls.__name__}.load_from_checkpoint takes a local file path, not a {type(checkpoint_path).__name__}"
-            )
-        if hparams_file is not None:
-            raise InputError(
-                f"{hparams_file}: hparams_file is not supported: the checkpoint holds the hyperparameters; pass "
-                f"overrides as keyword arguments to {cls.__name__}.load_from_checkpoint"
-            )
-        if weights_only is False:
-            raise InputError(
-                f"{os.fspath(checkpoint_path)}: weights_only=False is refused: lr_lightning loads checkpoints with "
-                "weights_only=True only (full unpickling can run code from the file)"
-            )
-        checkpoint = load_checkpoint(checkpoint_path, map_location=map_location or _default_map_location)
-        stored = checkpoint.get(cls.CHECKPOINT_HYPER_PARAMS_KEY)
-        if isinstance(stored, dict) or (stored is None and kwargs):
-            checkpoint = {**checkpoint, cls.CHECKPOINT_HYPER_PARAMS_KEY: {**(stored or {}), **kwargs}}
-        # Not strict yet: the model decides its strictness (strict_loading); the keys are compared with it below.
-        hparams = check_model_checkpoint(checkpoint, checkpoint_path, model_class=cls, strict=False)
-        try:
-            model = cls(**hparams)
-        except ValueError as error:
-            raise InputError(
-                f"{os.fspath(checkpoint_path)}: the hyperparameters do not build a {cls.__name__}: "
-                f"{str(error).splitlines()[0]}"
-            ) from None
-        if model._strict_loading is not None and strict is not None and strict != model.strict_loading:
-            raise ValueError(
-                f"You set `.load_from_checkpoint(..., strict={strict!r})` which is in conflict with "
-                f"`{cls.__name__}.strict_loading={model.strict_loading!r}. Please set the same value for both of them."
-            )
-        strict = model.strict_loading if strict is None else strict
-        state = checkpoint["state_dict"]
-        expected = model.state_dict()
-        missing = [name for name in expected if name not in state]
-        unexpected = [name for name in state if name not in expected]
-        if strict and (missing or unexpected):
-            what = f"has no {missing[0]!r}" if missing else f"holds {unexpected[0]!r}, which"
-            raise InputError(
-                f"{os.fspath(checkpoint_path)}: state_dict {what}{' the model does not have' if not missing else ''}"
-                f" (a {cls.__name__} checkpoint?)"
-            )
-        for name, tensor in state.items():
-            if name in expected and tensor.shape != expected[name].shape:
-                raise InputError(
-                    f"{os.fspath(checkpoint_path)}: state_dict[{name!r}] has shape {tuple(tensor.shape)} but the "
-                    f"{cls.__name__} built from its hyperparameters needs {tuple(expected[name].shape)}"
-                )
-        if is_overridden("configure_model", model):
-            model.configure_model()
-        model.on_load_checkpoint(checkpoint)
-        model.load_state_dict(state, strict=strict)
-        if not strict and missing:
-            rank_zero_warn(f"Found keys that are in the model state dict but not in the checkpoint: {missing}")
-        if not strict and unexpected:
-            rank_zero_warn(f"Found keys that are not in the model state dict but in the checkpoint: {unexpected}")
-        return model.to(state["linear.weight"].device)
+        return load_model(cls, checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs)
 
     # -- what a model file provides ------------------------------------------------------------------------------
 
