@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InputError", "one_line"]
+__all__ = ["InputError", "one_line", "require"]
 
 
 class InputError(ValueError):
@@ -20,3 +20,12 @@ def one_line(message: object) -> str:
     an :class:`InputError` must be.
     """
     return " ".join(str(message).split())
+
+
+def require(valid: bool, option: str, must: str, value: object) -> None:
+    """Raise :class:`InputError` ``"<option> must be <must>, got <value>"`` unless ``valid``: a constructor's check.
+
+    Example: ``require(batch_size >= 1, "batch_size", ">= 1", batch_size)``.
+    """
+    if not valid:
+        raise InputError(f"{option} must be {must}, got {value!r}")

@@ -1,7 +1,8 @@
 """DataModules of lr_lightning: in-memory tables with seeded splits and scaling fitted on the training rows."""
 
 from lr_lightning.data.arrays import ArraysDataModule
-from lr_lightning.data.base import ArrayData, InMemoryDataModule, ScalingStatistics
+from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.contract import ArrayData, ScalingStatistics, TrainingData
 from lr_lightning.data.data2d import Data2DDataModule
 from lr_lightning.data.file import FileDataModule
 from lr_lightning.data.line import LineDataModule
@@ -21,4 +22,5 @@ __all__ = [
     "SourdoughDataModule",
     "SyntheticClassificationDataModule",
     "SyntheticRegressionDataModule",
+    "TrainingData",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lr_lightning.data.base import TASKS, ArrayData, InMemoryDataModule
+from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.contract import TASKS, ArrayData
 
 __all__ = ["ArraysDataModule"]
 

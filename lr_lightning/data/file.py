@@ -24,15 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lr_lightning.data.base import (
-    BLOCK_ROWS,
-    FLOAT32_MAX,
-    TASKS,
-    ArrayData,
-    InMemoryDataModule,
-    check_finite,
-    float32_overflow_message,
-)
+from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.checks import FLOAT32_MAX, check_finite, float32_overflow_message
+from lr_lightning.data.contract import TASKS, ArrayData
+from lr_lightning.data.rows import BLOCK_ROWS
 from lr_lightning.errors import InputError, one_line
 
 __all__ = ["FILE_FORMATS", "FileDataModule"]

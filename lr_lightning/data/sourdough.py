@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lr_lightning.data.base import ArrayData, InMemoryDataModule
+from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.contract import ArrayData
 
 __all__ = ["SOURDOUGH_FEATURES", "SOURDOUGH_TARGETS", "SourdoughDataModule"]
 

@@ -1,0 +1,140 @@
+"""Rows held in memory as tensors: one copy in the training dtype, each split a contiguous view of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lr_lightning.data.checks import split_sizes
+from lr_lightning.data.contract import ArrayData
+from lr_lightning.data.loader import InMemoryBatchLoader
+from lr_lightning.data.rows import take_rows
+from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions
+
+__all__ = ["MemoryStore", "OrderedSplit"]
+
+
+class OrderedSplit(RowSplit):
+    """Rows permuted once and cut into train, val and test ranges of that order.
+
+    Args:
+        order: the source row of each position (a seeded permutation), or ``None`` for the source order.
+        bounds: the positions of each split; a split of size 0 already points at its fallback (all rows, or the
+            training rows when the data came with its own splits).
+
+    """
+
+    def __init__(self, order: np.ndarray | None, bounds: dict[str, slice]) -> None:
+        self.order = order
+        self.bounds = bounds
+
+    def size(self, split: str) -> int:
+        """Rows in ``split``."""
+        bounds = self.bounds[split]
+        return bounds.stop - bounds.start
+
+    def source_rows(self, split: str) -> np.ndarray:
+        """Return the source index of each row of ``split``."""
+        positions = np.arange(self.bounds[split].start, self.bounds[split].stop)
+        return positions if self.order is None else self.order[positions]
+
+    def gather(self, array: np.ndarray, split: str, dtype: np.dtype | type) -> np.ndarray:
+        """Copy the rows of ``split`` of ``array`` in split order, cast to ``dtype`` while copying."""
+        if self.order is None:
+            return take_rows(array[self.bounds[split]], None, dtype)
+        return take_rows(array, self.order[self.bounds[split]], dtype)
+
+
+class MemoryStore(RowStore):
+    """Features (N, D) and targets as tensors, rows stored in split order (one copy, not one per split).
+
+    The rows are permuted once with the seed and cut into train, val and test blocks of the requested fractions.
+    A fraction of 0 means that stage uses *all* rows, the right default for tiny tables (the 10-row sourdough
+    data); data that comes with its own splits keeps them, and a stage without rows of its own uses the training
+    rows.
+    """
+
+    in_memory = True
+
+    def __init__(
+        self,
+        split: OrderedSplit,
+        dtype: torch.dtype,
+        task: str,
+        features: Tensor,
+        targets: Tensor,
+        predict: Tensor | None,
+    ) -> None:
+        super().__init__(split, dtype, task)
+        self.features = features  # (N, D), rows in split order
+        self.targets = targets  # (N, K) float or (N,) int64
+        self._predict = predict  # (M, D) from a predict file, else None
+        self._ordered = split
+
+    @classmethod
+    def plan(cls, data: ArrayData, options: SplitOptions) -> OrderedSplit:
+        """Cut the rows by ``data.split_sizes``, or permute them with the seed and cut them by the fractions."""
+        n_rows = data.features.shape[0]
+        if data.split_sizes is not None:
+            order, (n_train, n_val, n_test), fallback = None, data.split_sizes, slice(0, data.split_sizes[0])
+        else:
+            n_train, n_val, n_test = split_sizes(n_rows, options.val_fraction, options.test_fraction)
+            held_out = n_val + n_test
+            order = np.random.default_rng(options.seed).permutation(n_rows) if held_out else None
+            fallback = slice(0, n_rows)
+        return OrderedSplit(
+            order,
+            {
+                "train": slice(0, n_train),
+                "val": slice(n_train, n_train + n_val) if n_val else fallback,
+                "test": slice(n_train + n_val, n_train + n_val + n_test) if n_test else fallback,
+                "all": slice(0, n_rows),
+            },
+        )
+
+    @classmethod
+    def build(cls, data: ArrayData, split: RowSplit, dtype: torch.dtype, task: str) -> MemoryStore:
+        """Copy the rows into the training dtype in split order (the source arrays may then be released)."""
+        assert isinstance(split, OrderedSplit)
+        float_dtype = np.float64 if dtype == torch.float64 else np.float32
+        targets = data.targets if data.targets.ndim == 2 or task == "classification" else data.targets[:, None]
+        target_dtype = np.int64 if task == "classification" else float_dtype
+        predict = data.predict_features
+        return cls(
+            split,
+            dtype,
+            task,
+            torch.from_numpy(split.gather(data.features, "all", float_dtype)),
+            torch.from_numpy(split.gather(targets, "all", target_dtype)),
+            torch.from_numpy(np.ascontiguousarray(predict, dtype=float_dtype)) if predict is not None else None,
+        )
+
+    def read(self, split: str) -> tuple[Tensor, Tensor]:
+        """Return views of the stored rows of ``split`` (no copy)."""
+        rows = self._ordered.bounds[split]
+        return self.features[rows], self.targets[rows]
+
+    def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        start = self._ordered.bounds[split].start
+        return self.features[start + first : start + last].numpy(), self.targets[start + first : start + last].numpy()
+
+    def predict_features(self) -> Tensor:
+        """Return the predict file's features, else every row gathered back into the source's order (a copy)."""
+        if self._predict is not None:
+            return self._predict
+        order = self._ordered.order
+        return self.features if order is None else self.features.index_select(0, torch.from_numpy(np.argsort(order)))
+
+    def loader(self, split: str, options: LoaderOptions) -> InMemoryBatchLoader:
+        """Batches of views (or gathered copies when shuffling) of the stored rows."""
+        tensors = (self.predict_features(),) if split == "predict" else self.read(split)
+        return InMemoryBatchLoader(
+            *tensors,
+            batch_size=options.batch_size,
+            shuffle=options.shuffle,
+            seed=options.seed,
+            rank=options.rank,
+            world_size=options.world_size,
+            equal_shards=options.equal_shards,
+        )
