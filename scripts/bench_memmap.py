@@ -84,8 +84,8 @@ def train(folder: Path, epochs: int, batch_size: int, keep_pages: bool) -> dict:
     import lightning.pytorch as pl
     import torch
 
-    from lr_lightning.data.base import ArrayData, InMemoryDataModule
-    from lr_lightning.data.loader import PageReleaser
+    from lr_lightning.data import ArraysDataModule
+    from lr_lightning.data.rows import PageReleaser
     from lr_lightning.models import LinearRegression
 
     if keep_pages:  # the control: pages read stay mapped, as with a plain np.memmap loop
@@ -93,15 +93,6 @@ def train(folder: Path, epochs: int, batch_size: int, keep_pages: bool) -> dict:
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     after_imports = memory_status()
-
-    class MemmapFiles(InMemoryDataModule):
-        """``features.npy`` memory-mapped (stays on disk), ``targets.npy`` in memory (N x 1 float32)."""
-
-        def load_arrays(self) -> ArrayData:
-            features = np.load(folder / "features.npy", mmap_mode="r")
-            targets = np.load(folder / "targets.npy")
-            names = [f"c{j}" for j in range(features.shape[1])]
-            return ArrayData(features, targets, names, ["y"], source=str(folder / "features.npy"))
 
     class EpochTimer(pl.Callback):
         """Wall time of each training epoch (validation excluded); the first epoch starts with a cold cache."""
@@ -117,7 +108,9 @@ def train(folder: Path, epochs: int, batch_size: int, keep_pages: bool) -> dict:
         def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             self.times.append(time.perf_counter() - self.start)
 
-    data = MemmapFiles(batch_size=batch_size, val_fraction=0.01, test_fraction=0.0)
+    # features.npy memory-mapped (it stays on disk), targets.npy in memory (N x 1 float32).
+    features = np.load(folder / "features.npy", mmap_mode="r")
+    data = ArraysDataModule(features, np.load(folder / "targets.npy"), batch_size=batch_size, val_fraction=0.01)
     start = time.perf_counter()
     n_features = data.num_features  # loads the header and checks every value is finite (one pass)
     check_s = time.perf_counter() - start
@@ -151,7 +144,7 @@ def train(folder: Path, epochs: int, batch_size: int, keep_pages: bool) -> dict:
         "rss_after_imports_mb": after_imports["VmRSS"],
         "end": memory_status(),
         "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "features_held_as": type(data._disk.features).__name__ if data._disk is not None else "tensor",
+        "features_held_as": type(data.store.features).__name__,
     }
 
 

@@ -1,39 +1,34 @@
 """Out-of-core mode: a memmapped ``.npy`` trains without its features ever being loaded whole.
 
-The DataModule below is what a file-backed DataModule does: ``np.load(path, mmap_mode="r")`` and hand the memmap
-to the base, which keeps it on disk (``in_memory=None``).
+The package's own ArraysDataModule given ``np.load(path, mmap_mode="r")`` is what a file-backed DataModule does:
+the base chooses the memory-mapped store for it (``in_memory=None``) and keeps the rows on disk.
 """
 
 from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 
 from lr_lightning import least_squares
 from lr_lightning.data import ArraysDataModule
-from lr_lightning.data.base import ArrayData, ColumnMoments, InMemoryDataModule, streaming_moments
-from lr_lightning.data.loader import DiskBatchLoader, RowBlocks
+from lr_lightning.data.contract import ArrayData
+from lr_lightning.data.loader import DiskBatchLoader
+from lr_lightning.data.rows import RowBlocks
+from lr_lightning.data.scaling import ColumnMoments, split_moments
+from lr_lightning.data.stores import MemmapStore, MemoryStore
 from lr_lightning.models import LinearRegression
 from tests.test_optimum import fit, lbfgs
 
 
-class MemmapDataModule(InMemoryDataModule):
-    """Features from a ``.npy`` file opened as a memmap; targets in memory."""
-
-    def __init__(self, path: str, targets: np.ndarray, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.path = path
-        self.targets = targets
-
-    def load_arrays(self) -> ArrayData:
-        """Return the memmap as the features (nothing is read here but the header and the finiteness check)."""
-        features = np.load(self.path, mmap_mode="r")
-        names = [f"c{j}" for j in range(features.shape[1])]
-        return ArrayData(features, self.targets, names, ["y"], source=self.path)
+def memmapped(path: str, targets: np.ndarray, **options: Any) -> ArraysDataModule:
+    """The package's DataModule over features memory-mapped from ``path`` (only the header is read here)."""
+    return ArraysDataModule(np.load(path, mmap_mode="r"), targets, **options)
 
 
 def _problem(n_rows: int = 3000, n_features: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -55,11 +50,11 @@ def on_disk(tmp_path: Path) -> tuple[str, np.ndarray, np.ndarray]:
 
 def test_memmap_stays_on_disk_and_splits_are_disjoint(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
     path, features, targets = on_disk
-    module = MemmapDataModule(path, targets, val_fraction=0.2, test_fraction=0.1, block_rows=64)
+    module = memmapped(path, targets, val_fraction=0.2, test_fraction=0.1, block_rows=64)
     assert module.out_of_core
     module.setup("fit")
-    assert module._features is None and module._targets is None  # no tensor copy of the data
-    rows = {split: module._disk.splits[split].indices() for split in ("train", "val", "test")}
+    assert isinstance(module.store, MemmapStore) and isinstance(module.store.features, np.memmap)  # no copy
+    rows = {split: module.split.source_rows(split) for split in ("train", "val", "test")}
     assert [len(rows[s]) for s in ("train", "val", "test")] == [2100, 600, 300]  # the fractions, exactly
     assert sorted(np.concatenate(list(rows.values())).tolist()) == list(range(len(features)))
     # Rows read back are the file's rows, the targets aligned with them.
@@ -67,20 +62,20 @@ def test_memmap_stays_on_disk_and_splits_are_disjoint(on_disk: tuple[str, np.nda
     np.testing.assert_array_equal(x_val.double().numpy(), features[rows["val"]].astype(np.float32))
     np.testing.assert_array_equal(y_val.double().numpy(), targets[rows["val"]].astype(np.float32))
     # The same seed gives the same split; another seed another one.
-    again = MemmapDataModule(path, targets, val_fraction=0.2, test_fraction=0.1, block_rows=64)
+    again = memmapped(path, targets, val_fraction=0.2, test_fraction=0.1, block_rows=64)
     again.setup("fit")
-    np.testing.assert_array_equal(again._disk.splits["train"].indices(), rows["train"])
-    other = MemmapDataModule(path, targets, val_fraction=0.2, test_fraction=0.1, block_rows=64, seed=1)
+    np.testing.assert_array_equal(again.split.source_rows("train"), rows["train"])
+    other = memmapped(path, targets, val_fraction=0.2, test_fraction=0.1, block_rows=64, seed=1)
     other.setup("fit")
-    assert not np.array_equal(other._disk.splits["train"].indices(), rows["train"])
+    assert not np.array_equal(other.split.source_rows("train"), rows["train"])
 
 
 def test_in_memory_flag_overrides_the_default(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
     path, features, targets = on_disk
-    copied = MemmapDataModule(path, targets, in_memory=True)
+    copied = memmapped(path, targets, in_memory=True)
     assert not copied.out_of_core
     copied.setup("fit")
-    assert copied._features is not None and copied._features.shape == features.shape
+    assert isinstance(copied.store, MemoryStore) and copied.store.features.shape == features.shape
     streamed = ArraysDataModule(features, targets, in_memory=False)
     assert streamed.out_of_core
     torch.testing.assert_close(streamed.split_tensors("train")[0], torch.from_numpy(features).float())
@@ -99,17 +94,21 @@ def test_in_memory_fit_loads_the_data_once() -> None:
 
     module = Counting(features, targets, batch_size=100, val_fraction=0.25)
     fit(LinearRegression(in_features=features.shape[1]), module, lbfgs, epochs=1)
-    assert not module.out_of_core and module._data is None and Counting.loads == 1
+    assert not module.out_of_core and not module.source_loaded and Counting.loads == 1
 
 
-def test_streaming_statistics_match_numpy() -> None:
-    """Chan's merge over 37-row chunks of shuffled blocks gives numpy's mean and std to 1e-10."""
-    features, _ = _problem(n_rows=1001)
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_streaming_statistics_match_numpy(in_memory: bool) -> None:
+    """Chan's merge over 37-row chunks of either store's training rows gives numpy's mean and std to 1e-10."""
+    features, targets = _problem(n_rows=1001)
     features[:, 0] += 1e6  # a column far from zero, where E[x^2] - E[x]^2 would lose every digit
-    blocks = RowBlocks.cut(0, len(features), 16)
-    train = blocks.take(np.random.default_rng(0).permutation(blocks.num_blocks)).positions(0, 700)
-    mean, std = streaming_moments(features, train, chunk_rows=37).mean_and_std()
-    rows = features[train.indices()]
+    module = ArraysDataModule(features, targets, in_memory=in_memory, block_rows=16, val_fraction=0.3)
+    module.trainer = pl.Trainer(precision="64-true", logger=False)  # keep float64 rows: compare to 1e-10
+    module.setup("fit")
+    feature_moments, target_moments = split_moments(module.store, "train", chunk_rows=37)
+    mean, std = feature_moments.mean_and_std()
+    rows = features[module.split.source_rows("train")]
+    np.testing.assert_allclose(target_moments.mean, targets[module.split.source_rows("train")].mean(axis=0))
     np.testing.assert_allclose(mean.numpy(), rows.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose(std.numpy(), rows.std(axis=0), rtol=1e-10)
     # Merging is order-independent up to rounding: two halves merged either way.
@@ -119,10 +118,10 @@ def test_streaming_statistics_match_numpy() -> None:
 
 def test_datamodule_statistics_are_the_training_rows(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
     path, features, targets = on_disk
-    module = MemmapDataModule(path, targets, val_fraction=0.25, standardize_targets=True, batch_size=len(features))
+    module = memmapped(path, targets, val_fraction=0.25, standardize_targets=True, batch_size=len(features))
     model = LinearRegression(in_features=features.shape[1])
     fit(model, module, lbfgs, epochs=1)  # precision 64-true: the statistics are kept in float64
-    train = module._disk.splits["train"].indices()
+    train = module.split.source_rows("train")
     scaling = module.scaling_statistics()
     assert scaling.feature_mean.dtype == torch.float64
     np.testing.assert_allclose(scaling.feature_mean.numpy(), features[train].mean(axis=0), rtol=1e-10)
@@ -136,7 +135,7 @@ def test_full_batch_fit_reaches_least_squares_like_in_memory(on_disk: tuple[str,
     path, features, targets = on_disk
     reference = least_squares(features, targets)
     sources = {
-        True: MemmapDataModule(path, targets, batch_size=len(features), shuffle=False),
+        True: memmapped(path, targets, batch_size=len(features), shuffle=False),
         False: ArraysDataModule(features, targets, batch_size=len(features), shuffle=False),
     }
     for out_of_core, data in sources.items():
@@ -150,7 +149,7 @@ def test_full_batch_fit_reaches_least_squares_like_in_memory(on_disk: tuple[str,
 def test_minibatch_fit_on_shuffled_blocks_reaches_least_squares(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
     """SGD on 64-row batches of shuffled 16-row blocks, float32, decaying steps: within 1e-3 of least squares."""
     path, features, targets = on_disk
-    data = MemmapDataModule(path, targets, batch_size=64, block_rows=16, val_fraction=0.2, standardize_targets=True)
+    data = memmapped(path, targets, batch_size=64, block_rows=16, val_fraction=0.2, standardize_targets=True)
     model = LinearRegression(in_features=features.shape[1])
 
     def decaying_sgd(module: torch.nn.Module) -> dict:
@@ -158,7 +157,7 @@ def test_minibatch_fit_on_shuffled_blocks_reaches_least_squares(on_disk: tuple[s
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.7)}
 
     fit(model, data, decaying_sgd, epochs=15, precision="32-true")
-    train = data._disk.splits["train"].indices()
+    train = data.split.source_rows("train")
     reference = least_squares(features[train], targets[train])
     np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-3, atol=1e-3)
     # The intercept carries the coefficients' errors times the feature means (about 50): 5 x 50 x 1e-4.
@@ -202,22 +201,27 @@ def test_disk_shards_are_disjoint_and_reproducible(tmp_path: Path) -> None:
     assert _loader_rows(loader(0, 1, training=True, seed=5)) != epoch_0
 
 
-def test_batches_never_hold_the_whole_file(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
-    """Through a fit and an epoch of every loader, no array or tensor the size of the features is allocated."""
-    path, features, targets = on_disk
-    module = MemmapDataModule(path, targets, batch_size=100, val_fraction=0.2, test_fraction=0.1)
+def test_batches_never_hold_the_whole_file(tmp_path: Path) -> None:
+    """Through a fit and an epoch of every loader, no array or tensor the size of the features is allocated.
+
+    The file (1.2 MB) is large next to what numpy and torch allocate for their own bookkeeping (a few tens of KB),
+    so the bound of a tenth of the file proves that batches, not the file, are what is read.
+    """
+    features, targets = _problem(n_rows=30000)
+    path = str(tmp_path / "features.npy")
+    np.save(path, features)
+    module = memmapped(path, targets, batch_size=1000, val_fraction=0.2, test_fraction=0.1)
     model = LinearRegression(in_features=features.shape[1])
     trainer = fit(model, module, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), epochs=1, precision="32-true")
-    attributes = [*vars(module).values(), *vars(module._disk).values()]
+    attributes = [*vars(module).values(), *vars(module.store).values()]
     held = [value for value in attributes if isinstance(value, torch.Tensor | np.ndarray)]
     full_size = [value for value in held if value.size >= features.size]  # targets (N, 1) are kept by design
     assert len(full_size) == 1 and isinstance(full_size[0], np.memmap), [type(v) for v in full_size]
-    assert module._features is None
-    assert trainer.global_step == 21  # 2100 training rows in batches of 100
+    assert trainer.global_step == 21  # 21,000 training rows in batches of 1,000
     tracemalloc.start()  # numpy reports its array allocations to tracemalloc
     for loader in (module.train_dataloader(), module.val_dataloader(), module.predict_dataloader()):
         for batch in loader:
-            assert len(batch[0]) <= 100
+            assert len(batch[0]) <= 1000
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < features.nbytes / 10, peak
@@ -225,7 +229,7 @@ def test_batches_never_hold_the_whole_file(on_disk: tuple[str, np.ndarray, np.nd
 
 def test_predictions_come_in_file_order(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
     path, features, targets = on_disk
-    module = MemmapDataModule(path, targets, batch_size=256, val_fraction=0.2)
+    module = memmapped(path, targets, batch_size=256, val_fraction=0.2)
     model = LinearRegression(in_features=features.shape[1])
     trainer = fit(model, module, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), epochs=1, precision="32-true")
     predicted = torch.cat(trainer.predict(model, datamodule=module))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TASKS, ArrayData
+from lr_lightning.errors import require
 
 __all__ = ["ArraysDataModule"]
 
@@ -23,8 +26,9 @@ class ArraysDataModule(InMemoryDataModule):
         feature_names: D names; default ``x0, x1, ...``.
         target_names: K names (regression); default ``y`` or ``y0, y1, ...``.
         class_names: C names (classification); default ``"0", "1", ...``.
-        kwargs: the base's options (``batch_size``, ``val_fraction``, ``test_fraction``, ``standardize``, ...);
-            the fractions default to 0 here (every stage uses all rows), as for a scikit-learn ``fit``.
+        kwargs: the options every DataModule shares (``batch_size``, ``val_fraction``, ``test_fraction``,
+            ``standardize``, ...), as documented in :class:`~lr_lightning.data.base.InMemoryDataModule`; the
+            fractions default to 0 (every stage uses all rows), as for a scikit-learn ``fit``.
 
     """
 
@@ -36,13 +40,10 @@ class ArraysDataModule(InMemoryDataModule):
         feature_names: list[str] | None = None,
         target_names: list[str] | None = None,
         class_names: list[str] | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        kwargs.setdefault("val_fraction", 0.0)
-        kwargs.setdefault("test_fraction", 0.0)
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        require(task in TASKS, "task", f"one of {', '.join(TASKS)}", task)
+        super().__init__(**kwargs)
         self.task = task
         self._arrays = (features, targets)
         self._names = (feature_names, target_names, class_names)

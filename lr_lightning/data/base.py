@@ -27,7 +27,10 @@ from lr_lightning.errors import InputError, require
 if TYPE_CHECKING:
     from lr_lightning.closed_form import LeastSquaresSolution
 
-__all__ = ["InMemoryDataModule"]
+__all__ = ["MAX_SEED", "InMemoryDataModule"]
+
+#: The largest seed: numpy's and Lightning's seeds are 32-bit.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
         require(block_rows >= 1, "block_rows", ">= 1", block_rows)
         require(0.0 <= val_fraction < 1.0, "val_fraction", "in [0, 1)", val_fraction)
         require(0.0 <= test_fraction < 1.0, "test_fraction", "in [0, 1)", test_fraction)
+        require(0 <= seed <= MAX_SEED, "seed", f"in [0, {MAX_SEED}]", seed)
         total = val_fraction + test_fraction
         require(total < 1.0, "val_fraction + test_fraction", "< 1 to leave training rows", total)
         self.batch_size = batch_size
@@ -177,6 +181,11 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
             too_large_for_float32=data.too_large_for_float32,
             split_problems=problems,
         )
+
+    @property
+    def source_loaded(self) -> bool:
+        """Whether the source arrays are held (``setup`` releases them once the store holds the rows)."""
+        return self._data is not None
 
     @property
     def summary(self) -> _Summary:

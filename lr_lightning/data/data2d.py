@@ -2,10 +2,14 @@ r"""The Data2D dataset of the course notebooks, with the notebook's bug fixed.""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import ArrayData
+from lr_lightning.errors import require
 
 __all__ = ["Data2DDataModule"]
 
@@ -33,12 +37,9 @@ class Data2DDataModule(InMemoryDataModule):
         out_dim: K, the number of targets.
         xlim: the grid runs over [-xlim, xlim].
         noise: standard deviation of the Gaussian noise on the targets.
-        seed: seed of the noise, the split and the shuffles.
         batch_size: rows per batch (the notebook used 2).
-        val_fraction: share of rows held out for validation (0 validates on all rows).
-        test_fraction: share of rows held out for testing (0 tests on all rows).
-        standardize: standardize the inputs on the training rows.
-        shuffle: reshuffle training rows each epoch.
+        kwargs: the options every DataModule shares (``val_fraction``, ``test_fraction``, ``standardize``, ``seed``,
+            ...); ``seed`` also draws the noise, as documented in :class:`~lr_lightning.data.base.InMemoryDataModule`.
 
     """
 
@@ -49,30 +50,15 @@ class Data2DDataModule(InMemoryDataModule):
         out_dim: int = 2,
         xlim: float = 1.0,
         noise: float = 0.1,
-        seed: int = 0,
         batch_size: int = 2,
-        val_fraction: float = 0.0,
-        test_fraction: float = 0.0,
-        standardize: bool = True,
-        shuffle: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            standardize=standardize,
-            standardize_targets=False,
-            shuffle=shuffle,
-            seed=seed,
-        )
-        if n_samples < 2:
-            raise ValueError(f"n_samples must be >= 2, got {n_samples}")
-        if in_dim < 1 or out_dim < 1:
-            raise ValueError(f"in_dim and out_dim must be >= 1, got {in_dim} and {out_dim}")
-        if xlim <= 0:
-            raise ValueError(f"xlim must be > 0, got {xlim}")
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
+        super().__init__(batch_size=batch_size, **kwargs)
+        require(n_samples >= 2, "n_samples", ">= 2", n_samples)
+        require(in_dim >= 1, "in_dim", ">= 1", in_dim)
+        require(out_dim >= 1, "out_dim", ">= 1", out_dim)
+        require(0 < xlim < math.inf, "xlim", "> 0 and finite", xlim)
+        require(0 <= noise < math.inf, "noise", ">= 0 and finite", noise)
         self.n_samples = n_samples
         self.in_dim = in_dim
         self.out_dim = out_dim

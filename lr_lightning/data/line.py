@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
@@ -24,14 +26,15 @@ class LineDataModule(InMemoryDataModule):
 
     Args:
         batch_size: rows per batch; 4 (the default) is full-batch gradient descent.
-        standardize: standardize ``x`` on the four points (mean 1.75, std 2.17).
         shuffle: reshuffle the rows each epoch (irrelevant for full batches).
-        seed: seed of the shuffles.
+        kwargs: the options every DataModule shares (``standardize``, ``seed``, ...), as documented in
+            :class:`~lr_lightning.data.base.InMemoryDataModule`; ``standardize`` centres ``x`` on the four points
+            (mean 1.75, std 2.17).
 
     """
 
-    def __init__(self, batch_size: int = 4, standardize: bool = True, shuffle: bool = False, seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, standardize=standardize, shuffle=shuffle, seed=seed)
+    def __init__(self, batch_size: int = 4, shuffle: bool = False, **kwargs: Any) -> None:
+        super().__init__(batch_size=batch_size, shuffle=shuffle, **kwargs)
 
     def load_arrays(self) -> ArrayData:
         """Return the four points."""

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from lr_lightning.data.contract import ScalingStatistics
+from lr_lightning.data.rows import CHUNK_ROWS
 from lr_lightning.data.stores.base import RowStore
 
 __all__ = ["ColumnMoments", "fit_scaling", "split_moments"]
@@ -86,15 +87,20 @@ class ColumnMoments:
 
 
 def split_moments(
-    store: RowStore, split: str, rank: int = 0, world_size: int = 1, all_gather: AllGather | None = None
+    store: RowStore,
+    split: str,
+    rank: int = 0,
+    world_size: int = 1,
+    all_gather: AllGather | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[ColumnMoments, ColumnMoments]:
     """Moments of the features and of the targets of ``split``, in one streaming pass over the store.
 
     With ``all_gather`` and ``world_size`` > 1, this rank reads its shard only and the shards' moments are merged
-    in rank order (a collective: every rank must call it).
+    in rank order (a collective: every rank must call it). ``chunk_rows`` rows are in memory at a time.
     """
     features = targets = None
-    for x, y in store.chunks(split, rank=rank, world_size=world_size):
+    for x, y in store.chunks(split, chunk_rows, rank, world_size):
         x_moments, y_moments = ColumnMoments.of(x), ColumnMoments.of(y.reshape(len(y), -1))
         features = x_moments if features is None else features.merge(x_moments)
         targets = y_moments if targets is None else targets.merge(y_moments)

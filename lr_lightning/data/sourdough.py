@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
@@ -43,37 +45,18 @@ class SourdoughDataModule(InMemoryDataModule):
     predict) uses all ten rows: the validation loss is then the training loss, which is what a tutorial on
     fitting the table wants to watch. Set ``val_fraction``/``test_fraction`` to hold rows out instead.
 
+    Standardizing the features (the default) is recommended: the raw columns differ in scale by a factor of 20,
+    which is what made the notebook's plain gradient descent crawl.
+
     Args:
         batch_size: rows per batch; 10 (the default) is full-batch gradient descent.
-        val_fraction: share of rows held out for validation; 0 uses all rows.
-        test_fraction: share of rows held out for testing; 0 uses all rows.
-        standardize: standardize the features on the training rows (recommended: the raw columns differ in
-            scale by a factor of 20, which is what made the notebook's plain gradient descent crawl).
-        standardize_targets: standardize the two scores too.
-        shuffle: reshuffle training rows each epoch.
-        seed: seed of the split and the shuffles.
+        kwargs: the options every DataModule shares (``val_fraction``, ``test_fraction``, ``standardize``, ``seed``,
+            ...), as documented in :class:`~lr_lightning.data.base.InMemoryDataModule`.
 
     """
 
-    def __init__(
-        self,
-        batch_size: int = 10,
-        val_fraction: float = 0.0,
-        test_fraction: float = 0.0,
-        standardize: bool = True,
-        standardize_targets: bool = False,
-        shuffle: bool = True,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            standardize=standardize,
-            standardize_targets=standardize_targets,
-            shuffle=shuffle,
-            seed=seed,
-        )
+    def __init__(self, batch_size: int = 10, **kwargs: Any) -> None:
+        super().__init__(batch_size=batch_size, **kwargs)
 
     def load_arrays(self) -> ArrayData:
         """Return the embedded table."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import ArrayData
+from lr_lightning.errors import require
 
 __all__ = ["SyntheticClassificationDataModule", "SyntheticRegressionDataModule"]
 
@@ -24,12 +28,10 @@ class SyntheticClassificationDataModule(InMemoryDataModule):
         n_informative: features that carry the class signal (<= ``n_features``).
         n_classes: C >= 2.
         class_sep: distance of the class clusters (larger is easier).
-        seed: seed of the data, the split and the shuffles.
-        batch_size: rows per batch.
         val_fraction: share of rows held out for validation (0 validates on all rows).
         test_fraction: share of rows held out for testing (0 tests on all rows).
-        standardize: standardize the features on the training rows.
-        shuffle: reshuffle training rows each epoch.
+        kwargs: the options every DataModule shares (``batch_size``, ``standardize``, ``shuffle``, ...), as
+            documented in :class:`~lr_lightning.data.base.InMemoryDataModule`; ``seed`` also draws the data.
 
     """
 
@@ -42,28 +44,16 @@ class SyntheticClassificationDataModule(InMemoryDataModule):
         n_informative: int = 2,
         n_classes: int = 2,
         class_sep: float = 1.0,
-        seed: int = 0,
-        batch_size: int = 64,
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
-        standardize: bool = True,
-        shuffle: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            standardize=standardize,
-            standardize_targets=False,
-            shuffle=shuffle,
-            seed=seed,
-        )
-        if n_samples < 1 or n_features < 1:
-            raise ValueError(f"n_samples and n_features must be >= 1, got {n_samples} and {n_features}")
-        if not 1 <= n_informative <= n_features:
-            raise ValueError(f"n_informative must be in 1..n_features={n_features}, got {n_informative}")
-        if n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
+        require(n_samples >= 1, "n_samples", ">= 1", n_samples)
+        require(n_features >= 1, "n_features", ">= 1", n_features)
+        require(1 <= n_informative <= n_features, "n_informative", f"in 1..n_features={n_features}", n_informative)
+        require(n_classes >= 2, "n_classes", ">= 2", n_classes)
+        require(0 < class_sep < math.inf, "class_sep", "> 0 and finite", class_sep)
         self.n_samples = n_samples
         self.n_features = n_features
         self.n_informative = n_informative
@@ -118,13 +108,11 @@ class SyntheticRegressionDataModule(InMemoryDataModule):
         n_targets: K, the number of targets.
         noise: standard deviation of the Gaussian noise added to the targets.
         bias: the true intercept of every target.
-        seed: seed of the data, the split and the shuffles.
-        batch_size: rows per batch.
         val_fraction: share of rows held out for validation (0 validates on all rows).
         test_fraction: share of rows held out for testing (0 tests on all rows).
-        standardize: standardize the features on the training rows.
-        standardize_targets: standardize the targets too (make_regression's targets have a scale of ~100).
-        shuffle: reshuffle training rows each epoch.
+        kwargs: the options every DataModule shares (``batch_size``, ``standardize``, ``standardize_targets``, ...), as
+            documented in :class:`~lr_lightning.data.base.InMemoryDataModule`; ``seed`` also draws the data.
+            make_regression's targets have a scale of ~100: ``standardize_targets`` helps plain SGD.
 
     """
 
@@ -136,31 +124,18 @@ class SyntheticRegressionDataModule(InMemoryDataModule):
         n_targets: int = 1,
         noise: float = 1.0,
         bias: float = 0.0,
-        seed: int = 0,
-        batch_size: int = 64,
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
-        standardize: bool = True,
-        standardize_targets: bool = False,
-        shuffle: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            standardize=standardize,
-            standardize_targets=standardize_targets,
-            shuffle=shuffle,
-            seed=seed,
-        )
-        if n_samples < 1 or n_features < 1 or n_targets < 1:
-            raise ValueError(
-                f"n_samples, n_features and n_targets must be >= 1, got {n_samples}, {n_features} and {n_targets}"
-            )
-        if n_informative is not None and not 0 <= n_informative <= n_features:
-            raise ValueError(f"n_informative must be in 0..n_features={n_features}, got {n_informative}")
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
+        super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
+        require(n_samples >= 1, "n_samples", ">= 1", n_samples)
+        require(n_features >= 1, "n_features", ">= 1", n_features)
+        require(n_targets >= 1, "n_targets", ">= 1", n_targets)
+        informative_ok = n_informative is None or 0 <= n_informative <= n_features
+        require(informative_ok, "n_informative", f"in 0..n_features={n_features}", n_informative)
+        require(0 <= noise < math.inf, "noise", ">= 0 and finite", noise)
+        require(math.isfinite(bias), "bias", "finite", bias)
         self.n_samples = n_samples
         self.n_features = n_features
         self.n_informative = n_features if n_informative is None else n_informative
