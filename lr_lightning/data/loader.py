@@ -10,6 +10,7 @@ contiguous row blocks, so data larger than memory trains without being loaded wh
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,16 @@ class EpochSeededLoader:
     Lightning calls ``loader.sampler.set_epoch(epoch)`` before each epoch (the loader is its own sampler) and
     inspects ``loader.batch_sampler`` as it would a DataLoader's. A subclass says how many rows it serves
     (:attr:`num_rows`) and how it orders and reads them.
+
+    Args:
+        batch_size: rows per batch, >= 1.
+        shuffle: a new order each epoch; otherwise rows come in their given order.
+        seed: base seed of the order; epoch ``e`` uses ``seed + e``.
+        drop_last: drop the last incomplete batch.
+        rank: this process's rank.
+        world_size: number of processes sharing the data.
+        equal_shards: give every rank the same number of rows (training) rather than covering all rows.
+
     """
 
     #: Batches are formed by the loader, not by a sampler.
@@ -48,12 +59,12 @@ class EpochSeededLoader:
         self,
         *,
         batch_size: int,
-        shuffle: bool,
-        seed: int,
-        drop_last: bool,
-        rank: int,
-        world_size: int,
-        equal_shards: bool,
+        shuffle: bool = False,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        equal_shards: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -122,41 +133,19 @@ class InMemoryBatchLoader(EpochSeededLoader):
 
     Args:
         tensors: tensors with the same first dimension N, e.g. features (N, D) and targets (N, K).
-        batch_size: rows per batch, >= 1.
-        shuffle: draw a new permutation each epoch; otherwise rows come in order as contiguous views.
-        seed: base seed of the permutation; epoch ``e`` uses ``seed + e``.
-        drop_last: drop the last incomplete batch.
-        rank: this process's rank.
-        world_size: number of processes sharing the data.
-        equal_shards: give every rank the same number of rows (training) rather than covering all rows.
+        options: ``batch_size`` (required), ``shuffle`` (a new permutation each epoch; otherwise contiguous views in
+            order), ``seed``, ``drop_last``, ``rank``, ``world_size``, ``equal_shards``: see
+            :class:`EpochSeededLoader`.
 
     """
 
-    def __init__(
-        self,
-        *tensors: Tensor,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-        equal_shards: bool = True,
-    ) -> None:
+    def __init__(self, *tensors: Tensor, **options: Any) -> None:
         if not tensors:
             raise ValueError("InMemoryBatchLoader needs at least one tensor")
         n_rows = tensors[0].shape[0]
         if any(t.shape[0] != n_rows for t in tensors):
             raise ValueError(f"all tensors must have the same number of rows, got {[t.shape[0] for t in tensors]}")
-        super().__init__(
-            batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            drop_last=drop_last,
-            rank=rank,
-            world_size=world_size,
-            equal_shards=equal_shards,
-        )
+        super().__init__(**options)
         self.tensors = tensors
 
     @property
@@ -207,12 +196,8 @@ class DiskBatchLoader(EpochSeededLoader):
         dtypes: the dtype of each array's batches (``np.float32``, ``np.int64``, ...).
         blocks: the rows to serve and their unshuffled order.
         batch_size: rows per batch, >= 1.
-        shuffle: permute the blocks each epoch; otherwise rows come in the order of ``blocks``.
-        seed: base seed of the permutation; epoch ``e`` uses ``seed + e``.
-        drop_last: drop the last incomplete batch.
-        rank: this process's rank.
-        world_size: number of processes sharing the data.
-        equal_shards: give every rank the same number of rows (training) rather than covering all rows.
+        options: ``shuffle`` (permute the blocks each epoch; otherwise rows come in the order of ``blocks``),
+            ``seed``, ``drop_last``, ``rank``, ``world_size``, ``equal_shards``: see :class:`EpochSeededLoader`.
 
     """
 
@@ -222,26 +207,13 @@ class DiskBatchLoader(EpochSeededLoader):
         dtypes: Sequence[np.dtype | type],
         blocks: RowBlocks,
         batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        drop_last: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
-        equal_shards: bool = True,
+        **options: Any,
     ) -> None:
         if not arrays or len(arrays) != len(dtypes):
             raise ValueError(f"DiskBatchLoader needs one dtype per array, got {len(arrays)} arrays, {len(dtypes)}")
         if any(a.shape[0] != arrays[0].shape[0] for a in arrays):
             raise ValueError(f"all arrays must have the same number of rows, got {[a.shape[0] for a in arrays]}")
-        super().__init__(
-            batch_size=batch_size,
-            shuffle=shuffle,
-            seed=seed,
-            drop_last=drop_last,
-            rank=rank,
-            world_size=world_size,
-            equal_shards=equal_shards,
-        )
+        super().__init__(batch_size=batch_size, **options)
         self.arrays = tuple(arrays)
         self.dtypes = tuple(dtypes)
         self.blocks = blocks

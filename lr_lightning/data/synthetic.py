@@ -14,6 +14,12 @@ from lr_lightning.errors import require
 __all__ = ["SyntheticClassificationDataModule", "SyntheticRegressionDataModule"]
 
 
+def _require_shape(n_samples: int, n_features: int) -> None:
+    """Refuse generators asked for no rows or no features."""
+    require(n_samples >= 1, "n_samples", ">= 1", n_samples)
+    require(n_features >= 1, "n_features", ">= 1", n_features)
+
+
 class SyntheticClassificationDataModule(InMemoryDataModule):
     """Labelled clusters from :func:`sklearn.datasets.make_classification` for the logistic model.
 
@@ -49,8 +55,7 @@ class SyntheticClassificationDataModule(InMemoryDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
-        require(n_samples >= 1, "n_samples", ">= 1", n_samples)
-        require(n_features >= 1, "n_features", ">= 1", n_features)
+        _require_shape(n_samples, n_features)
         require(1 <= n_informative <= n_features, "n_informative", f"in 1..n_features={n_features}", n_informative)
         require(n_classes >= 2, "n_classes", ">= 2", n_classes)
         require(0 < class_sep < math.inf, "class_sep", "> 0 and finite", class_sep)
@@ -129,8 +134,7 @@ class SyntheticRegressionDataModule(InMemoryDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
-        require(n_samples >= 1, "n_samples", ">= 1", n_samples)
-        require(n_features >= 1, "n_features", ">= 1", n_features)
+        _require_shape(n_samples, n_features)
         require(n_targets >= 1, "n_targets", ">= 1", n_targets)
         informative_ok = n_informative is None or 0 <= n_informative <= n_features
         require(informative_ok, "n_informative", f"in 0..n_features={n_features}", n_informative)

@@ -16,6 +16,8 @@ validation split of a moderately large file, not for the training split of one l
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -134,10 +136,5 @@ class MemmapStore(RowStore):
             arrays,
             dtypes,
             blocks,
-            batch_size=options.batch_size,
-            shuffle=options.shuffle,
-            seed=options.seed,
-            rank=options.rank,
-            world_size=options.world_size,
-            equal_shards=options.equal_shards,
+            **asdict(options),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -131,10 +133,5 @@ class MemoryStore(RowStore):
         tensors = (self.predict_features(),) if split == "predict" else self.read(split)
         return InMemoryBatchLoader(
             *tensors,
-            batch_size=options.batch_size,
-            shuffle=options.shuffle,
-            seed=options.seed,
-            rank=options.rank,
-            world_size=options.world_size,
-            equal_shards=options.equal_shards,
+            **asdict(options),
         )
