@@ -113,8 +113,8 @@ def label_column(data: ArrayData) -> str:
 def validate_arrays(data: ArrayData, task: str) -> None:
     """Check shapes, finiteness and labels of freshly loaded arrays; raise InputError naming the problem.
 
-    Also records in ``data.too_large_for_float32`` the first value float32 cannot hold, unless the loader (which
-    knows files and line numbers) has named it already.
+    Also records in ``data.too_large_for_float32`` the first value float32 cannot hold. The values themselves are
+    read only when the loader has not checked them (``data.values_checked``).
     """
     if task not in TASKS:
         raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -128,19 +128,21 @@ def validate_arrays(data: ArrayData, task: str) -> None:
         raise InputError(f"{where}: {features.shape[0]} rows of features but {targets.shape[0]} rows of targets")
     if len(data.feature_names) != features.shape[1]:
         raise InputError(f"{where}: {len(data.feature_names)} feature names for {features.shape[1]} features")
+    if task == "regression" and targets.ndim not in (1, 2):
+        raise InputError(f"{where}: targets must be 1-D or 2-D, got shape {targets.shape}")
+    if task == "classification":
+        _validate_labels(data)
+    predict = data.predict_features
+    if predict is not None and (predict.ndim != 2 or predict.shape[1] != features.shape[1]):
+        raise InputError(
+            f"{where}: the predict data has shape {predict.shape} but the model takes {features.shape[1]} features"
+        )
+    if data.values_checked:
+        return
     too_large = [check_finite(features, data.feature_names, where)]
     if task == "regression":
-        if targets.ndim not in (1, 2):
-            raise InputError(f"{where}: targets must be 1-D or 2-D, got shape {targets.shape}")
         too_large.append(check_finite(targets.reshape(len(targets), -1), data.target_names, where))
-    else:
-        _validate_labels(data)
-    if data.predict_features is not None:
-        predict = data.predict_features
-        if predict.ndim != 2 or predict.shape[1] != features.shape[1]:
-            raise InputError(
-                f"{where}: the predict data has shape {predict.shape} but the model takes {features.shape[1]} features"
-            )
+    if predict is not None:
         too_large.append(check_finite(predict, data.feature_names, f"{where} (predict)"))
     if data.too_large_for_float32 is None:
         data.too_large_for_float32 = next((message for message in too_large if message), None)

@@ -48,6 +48,9 @@ class ArrayData:
         too_large_for_float32: the message naming the first cell whose magnitude float32 cannot hold, if any
             (set by the subclass, which knows files and line numbers, or else by the base's checks); such data
             trains only in float64 (``trainer.precision: 64-true``).
+        values_checked: the loader has already checked every value (finite, and ``too_large_for_float32``) with
+            its own file and line numbers; the DataModule then does not read the arrays again for it (a
+            memory-mapped file is read once).
 
     """
 
@@ -61,6 +64,7 @@ class ArrayData:
     source: str = "the data"
     split_sources: tuple[str | None, str | None] | None = None
     too_large_for_float32: str | None = None
+    values_checked: bool = False
 
 
 @dataclass

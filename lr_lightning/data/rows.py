@@ -136,7 +136,7 @@ def read_rows(
     return output
 
 
-def take_rows(array: np.ndarray, order: np.ndarray | None, dtype: type) -> np.ndarray:
+def take_rows(array: np.ndarray, order: np.ndarray | None, dtype: np.dtype | type) -> np.ndarray:
     """Rows of ``array`` in ``order`` (or as they are) as a C-contiguous array of ``dtype``, without temporaries.
 
     Fancy indexing ``array[order]`` would materialise a full copy in the source dtype (800 MB for 1,000,000 x

@@ -123,6 +123,8 @@ class MemmapStore(RowStore):
     def loader(self, split: str, options: LoaderOptions) -> DiskBatchLoader:
         """Batches read block by block from the memmap."""
         feature_dtype, target_dtype = self.numpy_dtypes
+        arrays: tuple[np.ndarray, ...]
+        dtypes: tuple[type, ...]
         if split == "predict":
             source = self._predict_source()
             arrays, dtypes, blocks = (source,), (feature_dtype,), RowBlocks.cut(0, len(source), len(source))
