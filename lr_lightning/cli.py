@@ -21,11 +21,8 @@ What this CLI adds to Lightning's:
 
 from __future__ import annotations
 
-import errno
-import importlib
 import os
 import sys
-import threading
 import warnings
 from typing import Any
 
@@ -39,20 +36,22 @@ from torch.optim import Optimizer
 
 from lr_lightning import config_guard
 from lr_lightning.callbacks import CSVPredictionWriter
-from lr_lightning.checkpoint import AtomicCheckpointIO, load_checkpoint
-from lr_lightning.checkpoint_contents import check_model_checkpoint
+from lr_lightning.checkpoint import AtomicCheckpointIO
+from lr_lightning.cli_checkpoint import check_features_match, checkpoint_hyperparameters, resolve_ckpt_path
+from lr_lightning.cli_errors import errors_in_one_line, input_error_in
+from lr_lightning.cli_scope import run_scope
 from lr_lightning.config_checks import (
     LINKED_HPARAMS,
     check_run_folders,
     check_values,
-    experiment_dir,
+    name_the_option,
     use_exclusive_tensorboard_logger,
 )
 from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError, one_line
-from lr_lightning.models.base import LinearModelBase, TrainingDivergedError
-from lr_lightning.run_folders import CHECKPOINT_ALIASES, newest_fit_checkpoint
+from lr_lightning.models.base import LinearModelBase
 
 __all__ = ["LRLightningCLI", "cli", "main"]
 
@@ -65,11 +64,6 @@ DEFAULT_LOGGER = {
 
 #: The optimizer when a config names none; configs choose their own in ``optimizer:``.
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
-
-
-def _import_class(class_path: str) -> type:
-    module_name, _, class_name = class_path.rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)
 
 
 class LRLightningCLI(LightningCLI):
@@ -115,56 +109,22 @@ class LRLightningCLI(LightningCLI):
         parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "trainer.logger": DEFAULT_LOGGER})
 
     def _parse_ckpt_path(self) -> None:
-        """Resolve and check ``--ckpt_path``; take the model's hyperparameters from it (``weights_only=True``).
-
-        ``best`` and ``last`` name the best and the latest checkpoint of the newest fit of the config's experiment.
-        ``validate``, ``test`` and ``predict`` need a checkpoint: without one they would run an untrained model. A
-        URL, a missing, truncated or corrupt file, a pickle payload or an ``_instantiator`` entry is an
-        :class:`InputError` here, before anything is instantiated or written. Lightning's own version needs the
-        ``_class_path`` that ``load_from_checkpoint_support`` writes into every checkpoint; ours keeps
-        checkpoints free of it and uses the model class named in the config, after checking that the checkpoint
-        was saved by that class.
-        """
+        """Resolve and check ``--ckpt_path``; take the model's hyperparameters from it (see :mod:`.cli_checkpoint`)."""
         self._checkpoint_hparams: dict[str, Any] = {}
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
         config = self.config[subcommand]
-        ckpt_path = config.get("ckpt_path")
-        if ckpt_path in CHECKPOINT_ALIASES:
-            experiment = experiment_dir(config)
-            if experiment is None:
-                raise InputError(f"--ckpt_path {ckpt_path} needs a logger with a save_dir to find the newest fit in")
-            ckpt_path = str(newest_fit_checkpoint(experiment, ckpt_path))
-            print(f"--ckpt_path {config['ckpt_path']}: {ckpt_path}", file=sys.stderr)
-            config["ckpt_path"] = ckpt_path
-        if not ckpt_path:
-            if subcommand in ("validate", "test", "predict"):
-                raise InputError(self._missing_checkpoint_message(subcommand, config))
+        ckpt_path = resolve_ckpt_path(subcommand, config)
+        if ckpt_path is None:
             return
-        checkpoint = load_checkpoint(ckpt_path)
         model_config = config.get("model")
         class_path = model_config.get("class_path") if model_config is not None else None
-        model_class = _import_class(class_path) if class_path else None
-        hparams = check_model_checkpoint(checkpoint, ckpt_path, model_class=model_class)
-        self._checkpoint_hparams = hparams
-        if model_class is None:
-            return
-        unlinked = {key: value for key, value in hparams.items() if key not in LINKED_HPARAMS}
-        overrides = {"class_path": class_path, "init_args": unlinked}
-        self.config = self.parser.parse_object({subcommand: {"model": overrides}}, self.config)
-
-    @staticmethod
-    def _missing_checkpoint_message(subcommand: str, config: Any) -> str:
-        message = f"{subcommand} needs --ckpt_path (a checkpoint file, or best / last): without one it would run an "
-        message += "untrained model"
-        experiment = experiment_dir(config)
-        if experiment is not None:
-            try:
-                message += f"; the newest fit of this experiment saved {newest_fit_checkpoint(experiment, 'last')}"
-            except InputError:
-                message += f"; no fit has saved a checkpoint in {experiment} yet"
-        return message
+        self._checkpoint_hparams = hparams = checkpoint_hyperparameters(ckpt_path, class_path)
+        if class_path:
+            unlinked = {key: value for key, value in hparams.items() if key not in LINKED_HPARAMS}
+            overrides = {"class_path": class_path, "init_args": unlinked}
+            self.config = self.parser.parse_object({subcommand: {"model": overrides}}, self.config)
 
     def _set_seed(self) -> None:
         """Refuse senseless values (the seed's range among them) before Lightning sets the seed."""
@@ -187,34 +147,30 @@ class LRLightningCLI(LightningCLI):
         check_run_folders(config, self.subcommand)
         if self.subcommand in ("validate", "test", "predict"):
             # These runs get a version folder of their own, so the checkpoint callbacks' saved state names another
-            # folder; Lightning's warning that top-k tracking will not be restored only matters when resuming a fit.
-            warnings.filterwarnings("ignore", message=r"The dirpath has changed from .* won't be reloaded")
+            # folder; ModelCheckpoint's warning that top-k tracking will not be restored only matters when resuming a
+            # fit. Set inside cli()'s catch_warnings, so it lasts for this run only.
+            warnings.filterwarnings(
+                "ignore",
+                message=r"The dirpath has changed from .* won't be reloaded",
+                module=r"lightning\.pytorch\.callbacks\.model_checkpoint",
+            )
 
     def instantiate_classes(self) -> None:
-        """Instantiate; a constructor's ``ValueError`` is the user's input, so it exits 2 without a traceback."""
+        """Instantiate; a constructor's :class:`InputError` gets the option's full name (``data.init_args.seed``).
+
+        Only :class:`InputError` is the user's input; any other error of a constructor or of loading the data is a
+        bug and keeps its traceback.
+        """
         try:
             super().instantiate_classes()
-        except InputError:
-            raise
-        except ValueError as error:
-            raise InputError(f"invalid configuration: {error}") from None
-        self._check_checkpoint_matches_data()
-
-    def _check_checkpoint_matches_data(self) -> None:
-        """Check that the data's features are the checkpoint's: same count, same names (when both have names)."""
-        hparams = getattr(self, "_checkpoint_hparams", {})
-        trained_count = hparams.get("in_features")
-        if trained_count is None or self.datamodule is None or not hasattr(self.datamodule, "num_features"):
-            return
-        count, names = self.datamodule.num_features, self.datamodule.feature_names
-        trained_names = hparams.get("feature_names")
-        if count != trained_count:
-            raise InputError(
-                f"the data has {count} features {names} but the checkpoint was trained on {trained_count}"
-                f"{f' {trained_names}' if trained_names else ''}"
-            )
-        if trained_names and list(trained_names) != list(names):
-            raise InputError(f"the data's features {names} are not the checkpoint's {list(trained_names)}")
+        except ValueError as error:  # an InputError, or jsonargparse's ValueError raised from one
+            cause = input_error_in(error)
+            if cause is None:
+                raise
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            raise InputError(name_the_option(str(cause), config)) from None
+        if self._checkpoint_hparams and isinstance(self.datamodule, TrainingData):
+            check_features_match(self._checkpoint_hparams, self.datamodule)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Build the trainer with lr_lightning's atomic, ``weights_only=True`` CheckpointIO, whatever the config."""
@@ -267,6 +223,8 @@ class LRLightningCLI(LightningCLI):
 def cli(args: ArgsType = None, run: bool = True, **kwargs: Any) -> LRLightningCLI:
     """Build (and by default run) the CLI; what ``lr-lightning`` does, callable from Python and tests.
 
+    The warning filters and environment variables it sets last for the call only (:mod:`lr_lightning.cli_scope`).
+
     Args:
         args: command-line arguments (a list, as from the shell); ``None`` reads ``sys.argv``.
         run: run the subcommand; ``False`` only instantiates the classes.
@@ -276,88 +234,36 @@ def cli(args: ArgsType = None, run: bool = True, **kwargs: Any) -> LRLightningCL
         The CLI, whose ``trainer``, ``model`` and ``datamodule`` can be inspected after the run.
 
     """
-    # Lightning 2.6 calls jsonargparse APIs that jsonargparse 4.49+ marks deprecated; users cannot act on that.
-    os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-    # The optimizer group deliberately replaces the model's fallback `configure_optimizers`.
-    warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
-    # Lightning 2.6's batch-moving code uses a torch.utils._pytree API that torch 2.13 marks deprecated; users
-    # cannot act on that either, and it printed on every run.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
-    # Lightning offers prediction writers the batch indices of DataLoaders only; CSVPredictionWriter puts rows in
-    # their source order from our loaders' own row order, so it needs none.
-    warnings.filterwarnings("ignore", message=r"Couldn't infer the batch indices .*`(InMemory|Disk)BatchLoader`")
     kwargs.setdefault("save_config_kwargs", {"overwrite": False})
     config_guard.install()
     if args is None or isinstance(args, list):
         config_guard.check_command_line(sys.argv[1:] if args is None else args)
-    return LRLightningCLI(
-        model_class=LinearModelBase,
-        datamodule_class=InMemoryDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        load_from_checkpoint_support=False,
-        args=args,
-        run=run,
-        **kwargs,
-    )
-
-
-#: Errors of the machine rather than the program, printed in one line: a full disk, a quota, a read-only folder.
-SYSTEM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
-
-
-def _explained(error: BaseException) -> tuple[str, int] | None:
-    """Return the one-line message and exit code for an error (or one it was raised while handling), or ``None``.
-
-    A callback that fails while Lightning handles an exception (a checkpoint written on exception, a logger
-    flushing) raises a second error whose context is the first, so the chain is searched, first error first.
-    """
-    chain: list[BaseException] = []
-    while error is not None and error not in chain:
-        chain.append(error)
-        error = error.__cause__ if error.__cause__ is not None or error.__suppress_context__ else error.__context__
-    for cause in reversed(chain):
-        if isinstance(cause, InputError):
-            # A mistake in the user's input, raised before any run folder or checkpoint is written.
-            return str(cause), 2
-        if isinstance(cause, TrainingDivergedError):
-            # The message already names the epoch, the step and the likely causes; a traceback would bury it.
-            return str(cause), 1
-        if isinstance(cause, OSError) and cause.errno in SYSTEM_ERRNOS:
-            where = cause.filename or "the run's files"
-            return f"cannot write {where}: {cause.strerror or cause}", 2
-    return None
-
-
-def _quiet_system_errors_in_threads(hook_args: threading.ExceptHookArgs) -> None:
-    """Leave a full disk in a writer thread (TensorBoard's) to the main thread's one-line message."""
-    error = hook_args.exc_value
-    if isinstance(error, OSError) and error.errno in SYSTEM_ERRNOS:
-        return
-    threading.__excepthook__(hook_args)
+    with run_scope():
+        return LRLightningCLI(
+            model_class=LinearModelBase,
+            datamodule_class=InMemoryDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            seed_everything_default=0,
+            load_from_checkpoint_support=False,
+            args=args,
+            run=run,
+            **kwargs,
+        )
 
 
 def main(args: ArgsType = None) -> None:
-    """Entry point of ``lr-lightning`` and ``python -m lr_lightning``.
+    """Entry point of ``lr-lightning`` and ``python -m lr_lightning``; known errors end in one line (``cli_errors``).
 
     Args:
         args: command-line arguments; ``None`` reads ``sys.argv``.
 
     """
-    threading.excepthook = _quiet_system_errors_in_threads
-    try:
+    with errors_in_one_line():
         cli(args)
         # Lightning leaves a DDP process group open; torch's gloo threads then abort the interpreter at exit.
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    except Exception as error:
-        explained = _explained(error)
-        if explained is None:
-            raise
-        message, code = explained
-        print(f"lr-lightning: error: {one_line(message)}", file=sys.stderr)
-        raise SystemExit(code) from None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Checks of a parsed CLI config, made before anything is instantiated or written.
 
-Each raises :class:`~lr_lightning.errors.InputError` naming the option. The config is the jsonargparse namespace
-of one subcommand (``fit``, ``validate``, ``test``, ``predict``); nothing here imports Lightning's Trainer.
+Each raises :class:`~lr_lightning.errors.InputError` naming the option; :func:`name_the_option` gives a
+constructor's message the option's full name. The config is the jsonargparse namespace of one subcommand (``fit``,
+``validate``, ``test``, ``predict``); nothing here imports Lightning's Trainer.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from lr_lightning.run_folders import VERSION_PREFIX, check_writable, refuse_used
 __all__ = [
     "LINKED_HPARAMS",
     "MAX_SEED",
+    "OWN_SECTIONS",
     "VALUE_RULES",
     "check_run_folders",
     "check_values",
     "experiment_dir",
+    "name_the_option",
     "use_exclusive_tensorboard_logger",
 ]
 
@@ -34,29 +37,23 @@ MAX_SEED = 2**32 - 1
 LINKED_HPARAMS = ("in_features", "out_features", "target_names", "feature_names", "num_classes", "class_names")
 
 #: Checks of values the parser accepts by type but that make no sense: option name -> (test, what it must be).
-#: They apply wherever the name appears in ``model``, ``data``, ``optimizer``, ``lr_scheduler`` or ``trainer``.
+#: They apply wherever the name appears in ``optimizer``, ``lr_scheduler`` or ``trainer``: the sections whose
+#: classes are torch's and Lightning's. The package's own models, DataModules and callbacks check their arguments
+#: in their constructors (:func:`lr_lightning.errors.require`); :func:`name_the_option` adds the section.
 VALUE_RULES: dict[str, tuple[Any, str]] = {
     "lr": (lambda v: 0 < v < math.inf, "> 0 and finite"),
-    "batch_size": (lambda v: v >= 1, ">= 1"),
-    "n_samples": (lambda v: v >= 1, ">= 1"),
-    "n_features": (lambda v: v >= 1, ">= 1"),
-    "n_targets": (lambda v: v >= 1, ">= 1"),
-    "n_classes": (lambda v: v >= 2, ">= 2"),
-    "val_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "test_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "noise": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
-    "l1_strength": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
-    "l2_strength": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
     "weight_decay": (lambda v: v >= 0, ">= 0"),
     "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "max_epochs": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
     "max_steps": (lambda v: v >= -1, ">= -1 (-1: no limit)"),
-    "seed": (lambda v: 0 <= v <= MAX_SEED, f"in [0, {MAX_SEED}]"),
     "check_val_every_n_epoch": (lambda v: v >= 1, ">= 1"),
     "devices": (lambda v: v >= 1 or v == -1, ">= 1 (or -1: every device)"),
     "num_nodes": (lambda v: v >= 1, ">= 1"),
     "accumulate_grad_batches": (lambda v: v >= 1, ">= 1"),
 }
+
+#: Sections of a config that hold the package's own classes, whose constructors name an option without its section.
+OWN_SECTIONS = ("model.init_args", "data.init_args", "prediction_writer", "dashboard", "lr_monitor")
 
 #: The largest float32: a larger learning rate cannot even be multiplied into float32 weights.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -69,8 +66,6 @@ def _get(namespace: Any, key: str, default: Any = None) -> Any:
 def check_values(config: Any) -> None:
     """Raise :class:`InputError` naming the first option that breaks :data:`VALUE_RULES` (or the seed's range)."""
     sections = {
-        "model.init_args": _get(_get(config, "model"), "init_args"),
-        "data.init_args": _get(_get(config, "data"), "init_args"),
         "optimizer.init_args": _get(_get(config, "optimizer"), "init_args"),
         "lr_scheduler.init_args": _get(_get(config, "lr_scheduler"), "init_args"),
         "trainer": _get(config, "trainer"),
@@ -96,6 +91,26 @@ def check_values(config: Any) -> None:
             f"optimizer.init_args.lr {learning_rate} does not fit in float32 (at most {FLOAT32_MAX:.4g}); "
             "a learning rate this large can only diverge"
         )
+
+
+def _section(config: Any, prefix: str) -> Any:
+    for key in prefix.split("."):
+        config = _get(config, key)
+    return config
+
+
+def name_the_option(message: str, config: Any) -> str:
+    """Return a constructor's ``"<option> must be ..."`` message with the option's full name, if only one has it.
+
+    ``batch_size must be >= 1, got 0`` becomes ``data.init_args.batch_size must be >= 1, got 0``: the option is
+    looked up in the :data:`OWN_SECTIONS` of ``config``. Other messages, and names found in no section or in more
+    than one, come back as they are.
+    """
+    option, must, _ = message.partition(" must be ")
+    if not must or not option.isidentifier():
+        return message
+    owners = [prefix for prefix in OWN_SECTIONS if option in (_section(config, prefix) or {})]
+    return f"{owners[0]}.{message}" if len(owners) == 1 else message
 
 
 def _loggers(config: Any) -> list[Any]:

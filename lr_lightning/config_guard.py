@@ -10,7 +10,7 @@ a document would have once every alias is expanded, in time linear in its size, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +67,14 @@ def check_yaml_size(text: str, where: str) -> None:
         raise InputError(f"{where}: the YAML is nested too deeply to be a config; refused") from None
 
 
+#: The loaders :func:`install` has put in front of jsonargparse's, so that a second call leaves them be.
+_INSTALLED: list[Callable[[Any], Any]] = []
+
+
 def install() -> None:
     """Check every YAML value jsonargparse loads with :func:`check_yaml_size` first (once per process)."""
     inner = get_loader("yaml")
-    if getattr(inner, "bounded_by_lr_lightning", False):
+    if any(inner is loader for loader in _INSTALLED):
         return
 
     def bounded_yaml_load(stream: Any) -> Any:
@@ -78,7 +82,7 @@ def install() -> None:
             check_yaml_size(stream, "a YAML config or option value")
         return inner(stream)
 
-    bounded_yaml_load.bounded_by_lr_lightning = True  # type: ignore[attr-defined]
+    _INSTALLED.append(bounded_yaml_load)
     set_loader("yaml", bounded_yaml_load, exceptions=(yaml.YAMLError,))
 
 

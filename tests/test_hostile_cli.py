@@ -20,8 +20,11 @@ import pytest
 import torch
 
 from lr_lightning.cli import main
+from lr_lightning.data import SourdoughDataModule
+from lr_lightning.data.contract import ArrayData
+from lr_lightning.errors import InputError
 from lr_lightning.run_folders import claim_next_version
-from tests.conftest import run_cli
+from tests.conftest import CONFIGS, run_cli
 
 BASE_YAML = """\
 trainer:
@@ -124,6 +127,9 @@ REFUSED = {
         ["trainer.plugins", "AsyncCheckpointIO"],
     ),
     "a seed beyond 64 bits": (["fit", "--data.init_args.seed", "100000000000000000000"], ["data.init_args.seed"]),
+    # Checked by the DataModule's constructor; the CLI adds the option's section.
+    "a batch size of 0": (["fit", "--data.init_args.batch_size", "0"], ["data.init_args.batch_size must be >= 1"]),
+    "a negative learning rate": (["fit", "--optimizer.init_args.lr", "-0.1"], ["optimizer.init_args.lr must be > 0"]),
     "a global seed beyond 32 bits": (["fit", "--seed_everything", "4294967296"], ["seed_everything"]),
     "a learning rate beyond float32": (["fit", "--optimizer.init_args.lr", "1e308"], ["optimizer.init_args.lr"]),
     "an infinite learning rate": (["fit", "--optimizer.init_args.lr", ".inf"], ["optimizer.init_args.lr"]),
@@ -261,6 +267,23 @@ def test_a_run_that_stops_on_bad_data_creates_no_version_folder(
     line = refused(["fit", "--config", "base.yaml", "--data.init_args.path", "bad.csv"], capsys)
     assert "bad.csv, row 3, column 'b'" in line
     assert tree(experiment) == before
+
+
+class BuggySourdough(SourdoughDataModule):
+    """Sourdough data whose loading fails as a bug would (a numpy parser error, say): not the user's input."""
+
+    def load_arrays(self) -> ArrayData:
+        raise ValueError("could not convert string to float: 'x'")
+
+
+def test_a_bug_while_loading_the_data_keeps_its_traceback(in_tmp_path: Path) -> None:
+    """Only an InputError is the user's: any other error of a constructor or of loading is raised as it is."""
+    with pytest.raises(ValueError) as error_info:
+        main(["fit", "--config", str(CONFIGS / "sourdough.yaml"), "--data", f"{__name__}.BuggySourdough"])
+    chain = [error_info.value, error_info.value.__cause__]
+    assert not any(isinstance(error, InputError) for error in chain)
+    assert any("could not convert string to float" in str(error) for error in chain)
+    assert list(in_tmp_path.iterdir()) == []
 
 
 def test_formula_like_names_are_written_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

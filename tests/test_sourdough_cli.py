@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +126,18 @@ def test_second_fit_leaves_first_run_untouched(in_tmp_path: Path) -> None:
     second = cli(args)
     assert Path(second.trainer.log_dir).resolve() == (in_tmp_path / "runs" / "sourdough" / "version_1").resolve()
     assert _digest(first) == before
+
+
+def test_cli_leaves_warning_filters_and_environment_as_they_were(
+    in_tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
+    """In-process runs hide the libraries' noise for their own duration only (recwarn shows every other warning)."""
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)  # set by Lightning's seed_everything during a run
+    monkeypatch.delenv("JSONARGPARSE_DEPRECATION_WARNINGS", raising=False)
+    filters, environment = list(warnings.filters), dict(os.environ)
+    cli(["fit", "--config", CONFIG, "--trainer.max_epochs", "1"])
+    cli(["predict", "--config", CONFIG, "--ckpt_path", "last"])  # also hides ModelCheckpoint's dirpath warning
+    assert warnings.filters == filters
+    assert dict(os.environ) == environment
+    hidden = ("configure_optimizers` will be overridden", "LeafSpec", "was deprecated in v", "dirpath has changed")
+    assert not [str(w.message) for w in recwarn if any(text in str(w.message) for text in hidden)]
