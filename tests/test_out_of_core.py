@@ -23,7 +23,7 @@ from lr_lightning.data.rows import RowBlocks
 from lr_lightning.data.scaling import ColumnMoments, split_moments
 from lr_lightning.data.stores import MemmapStore, MemoryStore
 from lr_lightning.models import LinearRegression
-from tests.test_optimum import fit, lbfgs
+from tests.helpers import fit, lbfgs
 
 
 def memmapped(path: str, targets: np.ndarray, **options: Any) -> ArraysDataModule:
@@ -93,7 +93,7 @@ def test_in_memory_fit_loads_the_data_once() -> None:
             return super().load_arrays()
 
     module = Counting(features, targets, batch_size=100, val_fraction=0.25)
-    fit(LinearRegression(in_features=features.shape[1]), module, lbfgs, epochs=1)
+    fit(LinearRegression(in_features=features.shape[1], optimizer=lbfgs), module, epochs=1)
     assert not module.out_of_core and not module.source_loaded and Counting.loads == 1
 
 
@@ -119,8 +119,8 @@ def test_streaming_statistics_match_numpy(in_memory: bool) -> None:
 def test_datamodule_statistics_are_the_training_rows(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
     path, features, targets = on_disk
     module = memmapped(path, targets, val_fraction=0.25, standardize_targets=True, batch_size=len(features))
-    model = LinearRegression(in_features=features.shape[1])
-    fit(model, module, lbfgs, epochs=1)  # precision 64-true: the statistics are kept in float64
+    model = LinearRegression(in_features=features.shape[1], optimizer=lbfgs)
+    fit(model, module, epochs=1)  # precision 64-true: the statistics are kept in float64
     train = module.split.source_rows("train")
     scaling = module.scaling_statistics()
     assert scaling.feature_mean.dtype == torch.float64
@@ -139,8 +139,8 @@ def test_full_batch_fit_reaches_least_squares_like_in_memory(on_disk: tuple[str,
         False: ArraysDataModule(features, targets, batch_size=len(features), shuffle=False),
     }
     for out_of_core, data in sources.items():
-        model = LinearRegression(in_features=features.shape[1])
-        fit(model, data, lbfgs, epochs=3)
+        model = LinearRegression(in_features=features.shape[1], optimizer=lbfgs)
+        fit(model, data, epochs=3)
         assert data.out_of_core is out_of_core
         np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6)
         np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-6)
@@ -150,13 +150,14 @@ def test_minibatch_fit_on_shuffled_blocks_reaches_least_squares(on_disk: tuple[s
     """SGD on 64-row batches of shuffled 16-row blocks, float32, decaying steps: within 1e-3 of least squares."""
     path, features, targets = on_disk
     data = memmapped(path, targets, batch_size=64, block_rows=16, val_fraction=0.2, standardize_targets=True)
-    model = LinearRegression(in_features=features.shape[1])
 
-    def decaying_sgd(module: torch.nn.Module) -> dict:
-        optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
-        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.7)}
+    class DecayingSGD(LinearRegression):
+        def configure_optimizers(self) -> dict:
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+            return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.7)}
 
-    fit(model, data, decaying_sgd, epochs=15, precision="32-true")
+    model = DecayingSGD(in_features=features.shape[1])
+    fit(model, data, epochs=15, precision="32-true")
     train = data.split.source_rows("train")
     reference = least_squares(features[train], targets[train])
     np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-3, atol=1e-3)
@@ -211,8 +212,8 @@ def test_batches_never_hold_the_whole_file(tmp_path: Path) -> None:
     path = str(tmp_path / "features.npy")
     np.save(path, features)
     module = memmapped(path, targets, batch_size=1000, val_fraction=0.2, test_fraction=0.1)
-    model = LinearRegression(in_features=features.shape[1])
-    trainer = fit(model, module, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), epochs=1, precision="32-true")
+    model = LinearRegression(in_features=features.shape[1], optimizer=lambda params: torch.optim.SGD(params, lr=0.01))
+    trainer = fit(model, module, epochs=1, precision="32-true")
     attributes = [*vars(module).values(), *vars(module.store).values()]
     held = [value for value in attributes if isinstance(value, torch.Tensor | np.ndarray)]
     full_size = [value for value in held if value.size >= features.size]  # targets (N, 1) are kept by design
@@ -230,8 +231,8 @@ def test_batches_never_hold_the_whole_file(tmp_path: Path) -> None:
 def test_predictions_come_in_file_order(on_disk: tuple[str, np.ndarray, np.ndarray]) -> None:
     path, features, targets = on_disk
     module = memmapped(path, targets, batch_size=256, val_fraction=0.2)
-    model = LinearRegression(in_features=features.shape[1])
-    trainer = fit(model, module, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), epochs=1, precision="32-true")
+    model = LinearRegression(in_features=features.shape[1], optimizer=lambda params: torch.optim.SGD(params, lr=0.01))
+    trainer = fit(model, module, epochs=1, precision="32-true")
     predicted = torch.cat(trainer.predict(model, datamodule=module))
     expected = model(torch.from_numpy(features).float())
     torch.testing.assert_close(predicted, expected)

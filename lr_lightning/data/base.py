@@ -8,17 +8,17 @@ A subclass only says where its arrays come from (:meth:`InMemoryDataModule.load_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from torch import Tensor
 
 from lr_lightning.data.checks import stage_problems, validate_arrays
 from lr_lightning.data.contract import ArrayData, ScalingStatistics
+from lr_lightning.data.description import DataDescription, DataNames
 from lr_lightning.data.loader import EpochSeededLoader
+from lr_lightning.data.ranks import Ranks
 from lr_lightning.data.rows import BLOCK_ROWS
 from lr_lightning.data.scaling import fit_scaling
 from lr_lightning.data.stores import LoaderOptions, RowSplit, RowStore, SplitOptions, store_for
@@ -33,49 +33,31 @@ __all__ = ["MAX_SEED", "InMemoryDataModule"]
 MAX_SEED = 2**32 - 1
 
 
-@dataclass(frozen=True)
-class _Summary:
-    """What the CLI links into the model and the stage checks need; kept after the arrays are released."""
-
-    source: str  # where the data came from, for messages
-    feature_names: list[str]
-    target_names: list[str]
-    class_names: list[str] | None
-    too_large_for_float32: str | None  # raised unless training in float64
-    split_problems: dict[str, str]  # stage ("fit", "test", ...; "any": every stage) -> why it cannot run
-
-
 def _precision_dtype(trainer: pl.Trainer | None) -> torch.dtype:
     """Return the dtype data is stored and trained in: float64 under ``precision="64-true"``, else float32."""
     precision = str(trainer.precision) if trainer is not None else ""
     return torch.float64 if precision.startswith("64") else torch.float32
 
 
-class InMemoryDataModule(pl.LightningDataModule, ABC):
+class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
     """Serve features and targets, split by a seed, with scaling fitted on the training split.
 
-    Storage: rows are held by a store chosen once, when the data is loaded (:func:`~lr_lightning.data.stores.\
-store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, one copy in the training dtype,
-    each split a view of it), or, for features given as an ``np.memmap``, the file itself
-    (:class:`~lr_lightning.data.stores.MemmapStore`, read block by block; nothing of size N x D is allocated).
-    ``in_memory`` overrides the choice. The source arrays are released after ``setup``.
+    Storage: a store chosen once, when the data is loaded (:func:`~lr_lightning.data.stores.store_for`), holds
+    the rows: tensors in memory (one copy in the training dtype, each split a view of it), or, for features given
+    as an ``np.memmap``, the file itself, read block by block. ``in_memory`` overrides the choice. The source
+    arrays are released after ``setup``.
 
-    Splits: the rows are permuted once with ``seed`` (blocks of ``block_rows`` rows on disk) and cut into train,
-    val and test sets of the requested fractions. A fraction of 0 means that stage uses *all* rows, the right
-    default for tiny tables (the 10-row sourdough data). Data that comes with its own splits keeps them.
+    Splits: the rows (blocks of ``block_rows`` rows on disk) are permuted once with ``seed`` and cut by the
+    fractions; a fraction of 0 means that stage uses *all* rows, the right default for tiny tables (the 10-row
+    sourdough data). Data that comes with its own splits keeps them.
 
     Scaling: with ``standardize=True`` each feature is centred and divided by its standard deviation over the
-    training rows only (:func:`~lr_lightning.data.scaling.fit_scaling`, one streaming pass; under DDP each rank
-    reads its shard and the ranks merge). The model receives the statistics as buffers and applies them itself,
-    so it always takes raw features.
+    training rows only (:func:`~lr_lightning.data.scaling.fit_scaling`, one streaming pass, sharded under DDP).
+    The model receives the statistics as buffers and applies them itself, so it always takes raw features.
 
-    Task: ``"regression"`` data exposes ``num_targets`` and ``target_names`` (targets (N, K), floating point);
-    ``"classification"`` data exposes ``num_classes`` and ``class_names`` (labels (N,), int64) and never
-    standardizes targets. The other pair is *absent* (``hasattr`` is false), which is how the CLI knows which
-    links into the model apply. ``output_names`` is whichever pair's names apply.
-
-    Precision: features, regression targets and the statistics are float32, or float64 when the attached trainer
-    runs with ``precision="64-true"``; then the source's float64 values are kept, never rounded through float32.
+    Task and names: see :class:`~lr_lightning.data.description.DataNames`. Precision: rows and statistics are
+    float32, or float64 (the source's values kept, never rounded through float32) when the attached trainer runs
+    with ``precision="64-true"``.
 
     Args:
         batch_size: rows per training batch (>= 1); evaluation uses the same size.
@@ -126,7 +108,7 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
         self.in_memory = in_memory
         self.block_rows = block_rows
         self._data: ArrayData | None = None
-        self._summary: _Summary | None = None
+        self._description: DataDescription | None = None
         self._store_type: type[RowStore] | None = None
         self._split: RowSplit | None = None
         self._store: RowStore | None = None
@@ -160,11 +142,11 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
             validate_arrays(data, self.task)
             if self._store_type is None:
                 self._store_type = store_for(data, self.in_memory)
-                self._summary = self._describe(data)
+                self._description = self._describe(data)
             self._data = data
         return self._data
 
-    def _describe(self, data: ArrayData) -> _Summary:
+    def _describe(self, data: ArrayData) -> DataDescription:
         """Split the rows (a plan, nothing copied) and find what would stop each stage."""
         assert self._store_type is not None
         options = SplitOptions(self.val_fraction, self.test_fraction, self.seed, self.block_rows)
@@ -173,14 +155,7 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
             problems = stage_problems(data, self.task, self._split, self.val_fraction, self.test_fraction)
         except InputError as error:  # the fractions cannot split these rows: every stage is refused
             problems = {"any": f"{data.source}: {error}"}
-        return _Summary(
-            source=data.source,
-            feature_names=list(data.feature_names),
-            target_names=list(data.target_names),
-            class_names=list(data.class_names) if data.class_names is not None else None,
-            too_large_for_float32=data.too_large_for_float32,
-            split_problems=problems,
-        )
+        return DataDescription.of(data, problems)
 
     @property
     def source_loaded(self) -> bool:
@@ -188,57 +163,12 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
         return self._data is not None
 
     @property
-    def summary(self) -> _Summary:
+    def description(self) -> DataDescription:
         """Names and stage checks of the data (loads it the first time)."""
-        if self._summary is None:
+        if self._description is None:
             _ = self.data
-        assert self._summary is not None
-        return self._summary
-
-    def _require_task(self, task: str, attribute: str) -> None:
-        # AttributeError, not another error: `hasattr(dm, "num_classes")` must be False for regression data, so
-        # the CLI skips the link to a model argument that does not exist.
-        if self.task != task:
-            raise AttributeError(f"{type(self).__name__} holds {self.task} data, which has no {attribute}")
-
-    @property
-    def num_features(self) -> int:
-        """D, the number of input features."""
-        return len(self.summary.feature_names)
-
-    @property
-    def feature_names(self) -> list[str]:
-        """Names of the D features."""
-        return list(self.summary.feature_names)
-
-    @property
-    def num_targets(self) -> int:
-        """K, the number of regression targets (regression only)."""
-        return len(self.target_names)
-
-    @property
-    def target_names(self) -> list[str]:
-        """Names of the K targets (regression only)."""
-        self._require_task("regression", "target_names")
-        return list(self.summary.target_names)
-
-    @property
-    def num_classes(self) -> int:
-        """C, the number of classes (classification only)."""
-        return len(self.class_names)
-
-    @property
-    def class_names(self) -> list[str]:
-        """Names of the C classes; label ``i`` is ``class_names[i]`` (classification only)."""
-        self._require_task("classification", "class_names")
-        names = self.summary.class_names
-        assert names is not None
-        return list(names)
-
-    @property
-    def output_names(self) -> list[str]:
-        """The target names (regression) or the class names (classification)."""
-        return self.target_names if self.task == "regression" else self.class_names
+        assert self._description is not None
+        return self._description
 
     @property
     def out_of_core(self) -> bool:
@@ -251,22 +181,10 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
     @property
     def split(self) -> RowSplit:
         """Which source rows each split holds (see :class:`~lr_lightning.data.stores.RowSplit`)."""
-        _ = self.summary
+        _ = self.description
         if self._split is None:
-            raise InputError(self.summary.split_problems["any"])
+            raise InputError(self.description.split_problems["any"])
         return self._split
-
-    def _check_stage(self, stage: str, dtype: torch.dtype) -> None:
-        """Raise what stops ``stage`` (see :func:`~lr_lightning.data.checks.stage_problems`) or ``dtype``.
-
-        Values beyond float32's range (about 3.4e38) are refused unless the trainer runs in float64.
-        """
-        summary = self.summary
-        problem = summary.split_problems.get("any") or summary.split_problems.get(stage)
-        if problem is not None:
-            raise InputError(problem)
-        if summary.too_large_for_float32 is not None and dtype != torch.float64:
-            raise InputError(summary.too_large_for_float32)
 
     # -- Lightning hooks ------------------------------------------------------------------------------------------
 
@@ -285,13 +203,13 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
         the checks that depend on it run now; ``setup`` runs them again for use without a trainer.
         """
         if trainer is not None and trainer.state.fn is not None:
-            self._check_stage(str(trainer.state.fn.value), _precision_dtype(trainer))
+            self.description.check_stage(str(trainer.state.fn.value), _precision_dtype(trainer))
         self._attached_trainer = trainer
 
     def setup(self, stage: str) -> None:
         """Build the store for the training dtype (once per dtype), fit the scaling when fitting; release the source."""
         dtype = _precision_dtype(self.trainer)
-        self._check_stage(stage, dtype)
+        self.description.check_stage(stage, dtype)
         if self._store is None or self._store.dtype != dtype:
             data = self.data
             assert self._store_type is not None
@@ -312,28 +230,10 @@ store_for`): tensors in memory (:class:`~lr_lightning.data.stores.MemoryStore`, 
 
     def _fit_scaling(self, distributed: bool) -> ScalingStatistics:
         """Statistics of the training rows; with ``distributed`` under DDP, each rank reads its shard (a collective)."""
-        store, trainer = self.store, self.trainer
-        world_size = trainer.world_size if trainer is not None else 1
-        sharded = (
-            distributed and world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
-        )
-
-        def all_gather(vector: np.ndarray) -> np.ndarray:
-            assert trainer is not None
-            gathered = trainer.strategy.all_gather(torch.from_numpy(vector).to(trainer.strategy.root_device))
-            return gathered.cpu().double().numpy().reshape(world_size, -1)
-
-        summary = self.summary
-        return fit_scaling(
-            store,
-            self.standardize,
-            self.standardize_targets,
-            (summary.feature_names, summary.target_names),
-            summary.source,
-            rank=trainer.global_rank if sharded and trainer is not None else 0,
-            world_size=world_size if sharded else 1,
-            all_gather=all_gather if sharded else None,
-        )
+        summary = self.description
+        names = (summary.feature_names, summary.target_names)
+        ranks = Ranks.of(self.trainer) if distributed else Ranks()
+        return fit_scaling(self.store, self.standardize, self.standardize_targets, names, summary.source, ranks)
 
     # -- the data contract (lr_lightning.data.contract.TrainingData) ----------------------------------------------
 

@@ -8,7 +8,6 @@ equal (up to rounding) to a single process's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,13 +16,11 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from lr_lightning.data.contract import ScalingStatistics
+from lr_lightning.data.ranks import Ranks
 from lr_lightning.data.rows import CHUNK_ROWS
 from lr_lightning.data.stores.base import RowStore
 
 __all__ = ["ColumnMoments", "fit_scaling", "split_moments"]
-
-#: Gathers one float64 vector from every rank, in rank order, into shape (world_size, length).
-AllGather = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -87,29 +84,25 @@ class ColumnMoments:
 
 
 def split_moments(
-    store: RowStore,
-    split: str,
-    rank: int = 0,
-    world_size: int = 1,
-    all_gather: AllGather | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    store: RowStore, split: str, ranks: Ranks | None = None, chunk_rows: int = CHUNK_ROWS
 ) -> tuple[ColumnMoments, ColumnMoments]:
     """Moments of the features and of the targets of ``split``, in one streaming pass over the store.
 
-    With ``all_gather`` and ``world_size`` > 1, this rank reads its shard only and the shards' moments are merged
-    in rank order (a collective: every rank must call it). ``chunk_rows`` rows are in memory at a time.
+    With several ``ranks``, this rank reads its shard only and the shards' moments are merged in rank order (a
+    collective: every rank must call it). ``chunk_rows`` rows are in memory at a time.
     """
+    ranks = ranks or Ranks()
     features = targets = None
-    for x, y in store.chunks(split, chunk_rows, rank, world_size):
+    for x, y in store.chunks(split, chunk_rows, ranks.rank, ranks.world_size):
         x_moments, y_moments = ColumnMoments.of(x), ColumnMoments.of(y.reshape(len(y), -1))
         features = x_moments if features is None else features.merge(x_moments)
         targets = y_moments if targets is None else targets.merge(y_moments)
     assert features is not None and targets is not None, "a training split has rows"
-    if all_gather is None or world_size == 1:
+    if ranks.all_gather is None:
         return features, targets
     merged = []
     for local in (features, targets):
-        gathered = all_gather(local.pack())
+        gathered = ranks.all_gather(local.pack())
         total = ColumnMoments.unpack(gathered[0])
         for row in gathered[1:]:  # rank order: the same sums on every rank
             total = total.merge(ColumnMoments.unpack(row))
@@ -123,9 +116,7 @@ def fit_scaling(
     standardize_targets: bool,
     names: tuple[list[str], list[str]],
     source: str,
-    rank: int = 0,
-    world_size: int = 1,
-    all_gather: AllGather | None = None,
+    ranks: Ranks | None = None,
 ) -> ScalingStatistics:
     """Standardization of features (and regression targets) from the training rows of ``store``.
 
@@ -139,16 +130,14 @@ def fit_scaling(
         standardize_targets: standardize the targets too (regression only).
         names: feature names and target names, for the warning.
         source: where the data came from, for the warning.
-        rank: this process's rank.
-        world_size: the number of processes; > 1 with ``all_gather`` reads only this rank's shard.
-        all_gather: see :func:`split_moments`.
+        ranks: the processes sharing the pass (see :func:`split_moments`); ``None``: this process alone.
 
     """
     feature_names, target_names = names
     num_features, num_outputs = store.widths
     scale_targets = standardize_targets and store.task == "regression"
     if standardize or scale_targets:
-        x_moments, y_moments = split_moments(store, "train", rank, world_size, all_gather)
+        x_moments, y_moments = split_moments(store, "train", ranks)
     if standardize:
         feature_mean, feature_scale = x_moments.mean_and_std()
         _unit_scale_for_constants(feature_scale, feature_names, "feature", source)

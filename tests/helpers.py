@@ -1,0 +1,63 @@
+"""Helpers shared by the test modules: paths, a CLI run in a fresh process, an in-process fit.
+
+Test modules import from here, never from one another; fixtures live in conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def run_cli(args: list[str], cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m lr_lightning ARGS`` in a fresh process, as a user would run ``lr-lightning``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "lr_lightning", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"lr-lightning {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+def lbfgs(params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+    """L-BFGS tuned for float64 problems that must be solved to ~1e-10 (a model's ``optimizer`` argument)."""
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=200,
+        history_size=20,
+        tolerance_grad=1e-14,
+        tolerance_change=1e-16,
+        line_search_fn="strong_wolfe",
+    )
+
+
+def fit(model: pl.LightningModule, data: pl.LightningDataModule, epochs: int, precision: str = "64-true") -> pl.Trainer:
+    """Fit in-process without logger, checkpoints or validation (the model brings its optimizer)."""
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        precision=precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=data)
+    return trainer
