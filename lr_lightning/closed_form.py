@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LeastSquaresSolution", "RankDeficiencyWarning", "least_squares", "ridge"]
+__all__ = ["LeastSquaresSolution", "RankDeficiencyWarning", "least_squares", "ridge", "through_point"]
 
 
 class RankDeficiencyWarning(UserWarning):
@@ -136,3 +136,32 @@ def least_squares(
 
     """
     return ridge(features, targets, alpha=0.0, fit_intercept=fit_intercept, rcond=rcond)
+
+
+def through_point(
+    solution: LeastSquaresSolution, feature_point: np.ndarray, target_point: np.ndarray
+) -> LeastSquaresSolution:
+    r"""Least squares among the models :math:`y = t + W (x - m)`, which pass through the point (m, t), in float64.
+
+    A model without an intercept of its own on centred features (and targets shifted by t) is such a model. When
+    m is the mean :math:`\bar{x}` of the features ``solution`` was fitted on (with an intercept), no new solve is
+    needed: the residuals of the fit with an intercept sum to zero, so the best W is the same and the mean squared
+    error grows by the squared distance between the targets' mean :math:`\bar{y}` and t, averaged over targets.
+
+    Args:
+        solution: least squares with an intercept, on features whose mean is ``feature_point``.
+        feature_point: m of shape (D,), the features' mean.
+        target_point: t of shape (K,).
+
+    Returns:
+        The solution, with ``intercept_`` :math:`t - W m` (the model's intercept in original units).
+
+    """
+    coef = solution.coef_  # (K, D)
+    feature_point = np.asarray(feature_point, dtype=np.float64)
+    target_point = np.asarray(target_point, dtype=np.float64)
+    target_mean = solution.intercept_ + coef @ feature_point  # the fit with an intercept passes through (x̄, ȳ)
+    mse = solution.mse_ + float(np.mean((target_mean - target_point) ** 2))
+    return LeastSquaresSolution(
+        coef_=coef, intercept_=target_point - coef @ feature_point, mse_=mse, rank_=solution.rank_
+    )

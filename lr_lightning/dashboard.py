@@ -6,12 +6,17 @@
 * ``figures/fitted_line`` for a model with one input feature (the notebooks' plot);
 * ``figures/decision_boundary`` for a classifier with two input features;
 * ``figures/coefficients``: learned coefficients in original units next to least squares' (regression);
-* ``figures/loss_curve``: the training (and validation) loss per epoch on log-log axes;
+* ``figures/loss_curve``: the training (and validation) loss per epoch on log-log axes, with least squares'
+  training MSE when the loss is in the targets' units;
 
 a text panel ``coefficients`` with the coefficient table in original units, and, at the end of ``fit``, the
 HParams entry with the final ``val_loss`` and ``val_r2`` or ``val_acc`` (the TensorBoardLogger's placeholder
 ``hp_metric = -1`` is switched off in the CLI's logger defaults). It does nothing without a TensorBoardLogger,
-and draws only on global rank 0 (it runs no collective, so the other ranks simply skip it).
+and draws only on global rank 0 (it runs no collective, so the other ranks simply skip it). It reads the data
+through the data contract (:class:`~lr_lightning.data.contract.TrainingData`; figures need the validation rows in
+memory) and takes least squares from the data's one solve per fit, the reference
+:class:`~lr_lightning.callbacks.OptimalityGap` reads too (:func:`~lr_lightning.callbacks.reachable_least_squares`:
+without an intercept for a model without a bias).
 
 :class:`LearningRateLogger` is Lightning's ``LearningRateMonitor`` that stays silent instead of failing when the
 run has no logger.
@@ -26,6 +31,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
+
+from lr_lightning.callbacks import LinearModel, reachable_least_squares
+from lr_lightning.closed_form import LeastSquaresSolution
+from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.contract import TrainingData
+from lr_lightning.errors import require
 
 __all__ = ["LearningRateLogger", "TensorBoardDashboard", "coefficient_table"]
 
@@ -66,16 +77,14 @@ class TensorBoardDashboard(Callback):
     """
 
     def __init__(self, every_n_epochs: int = 10, max_points: int = 2000) -> None:
-        if every_n_epochs < 0:
-            raise ValueError(f"every_n_epochs must be >= 0, got {every_n_epochs}")
-        if max_points < 1:
-            raise ValueError(f"max_points must be >= 1, got {max_points}")
+        require(every_n_epochs >= 0, "every_n_epochs", ">= 0", every_n_epochs)
+        require(max_points >= 1, "max_points", ">= 1", max_points)
         self.every_n_epochs = every_n_epochs
         self.max_points = max_points
         self.loss_history: list[tuple[int, float]] = []
         self.val_loss_history: list[tuple[int, float]] = []
         self._validation_epochs = 0
-        self._reference: tuple[np.ndarray, np.ndarray] | None = None
+        self._reference: LeastSquaresSolution | None = None
 
     # -- hooks -------------------------------------------------------------------------------------------------
 
@@ -85,17 +94,14 @@ class TensorBoardDashboard(Callback):
         self._validation_epochs = 0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Solve least squares once on the training rows (regression only), for the coefficient comparisons."""
+        """Take least squares of the training rows from the data (regression only), for the comparisons."""
         self._reference = None
-        if _tensorboard(trainer) is None or not trainer.is_global_zero or not self._is_regression(pl_module):
+        data = trainer.datamodule
+        if _tensorboard(trainer) is None or not trainer.is_global_zero or not isinstance(data, TrainingData):
             return
-        if getattr(trainer.datamodule, "out_of_core", False):
-            return  # the training rows stay on disk: no least squares on all of them in memory
-        from lr_lightning.closed_form import least_squares
-
-        features, targets = trainer.datamodule.split_tensors("train")
-        solution = least_squares(features.double().cpu().numpy(), targets.double().cpu().numpy())
-        self._reference = (solution.coef_, solution.intercept_)
+        if isinstance(pl_module, LinearModel) and pl_module.task == "regression":
+            # None when the training rows stay on disk: no least squares on all of them in memory
+            self._reference = reachable_least_squares(data, pl_module.fit_intercept)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Record the previous epoch's training loss (logged by the model at that epoch's end)."""
@@ -130,10 +136,6 @@ class TensorBoardDashboard(Callback):
 
     # -- drawing -----------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _is_regression(pl_module: pl.LightningModule) -> bool:
-        return hasattr(pl_module, "target_names") and hasattr(pl_module, "target_scale")
-
     def _record_loss(self, trainer: pl.Trainer) -> None:
         # The model logs train_loss in on_train_epoch_end, after the epoch's validation (and after this
         # callback's own epoch-end hook), so an epoch's loss is read at the next epoch's start.
@@ -142,8 +144,11 @@ class TensorBoardDashboard(Callback):
         if loss is not None and (not self.loss_history or self.loss_history[-1][0] < epoch):
             self.loss_history.append((epoch, float(loss)))
 
-    def _validation_sample(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor]:
-        features, targets = trainer.datamodule.split_tensors("val")
+    def _validation_sample(self, data: TrainingData) -> tuple[torch.Tensor, torch.Tensor] | None:
+        rows = data.rows_in_memory("val")
+        if rows is None:
+            return None  # figures would read the whole validation split from disk into memory
+        features, targets = rows
         if features.shape[0] > self.max_points:
             keep = torch.randperm(features.shape[0], generator=torch.Generator().manual_seed(0))[: self.max_points]
             features, targets = features[keep], targets[keep]
@@ -151,25 +156,27 @@ class TensorBoardDashboard(Callback):
 
     @torch.no_grad()
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        logger = _tensorboard(trainer)
-        datamodule = getattr(trainer, "datamodule", None)
-        if logger is None or not trainer.is_global_zero or not hasattr(datamodule, "split_tensors"):
+        logger, data = _tensorboard(trainer), trainer.datamodule
+        if logger is None or not trainer.is_global_zero:
             return
-        if getattr(datamodule, "out_of_core", False):
-            return  # figures would read the whole validation split from disk into memory
+        if not isinstance(data, TrainingData) or not isinstance(pl_module, LinearModel):
+            return
+        sample = self._validation_sample(data)
+        if sample is None:
+            return
         from lr_lightning import figures
 
         writer, step = logger.experiment, trainer.global_step
-        features, targets = self._validation_sample(trainer)
-        dtype, device = pl_module.linear.weight.dtype, pl_module.linear.weight.device
+        features, targets = sample
+        dtype, device = pl_module.dtype, pl_module.device
 
         def predict(x: np.ndarray) -> np.ndarray:
             return pl_module(torch.as_tensor(x, dtype=dtype, device=device)).double().cpu().numpy()
 
         x, y = features.double().cpu().numpy(), targets.double().cpu().numpy()
         feature_names = list(pl_module.feature_names)
-        if self._is_regression(pl_module):
-            predicted, names = predict(x), list(pl_module.target_names)
+        if pl_module.task == "regression":
+            predicted, names = predict(x), list(pl_module.output_names)
             writer.add_figure(
                 "figures/predicted_vs_actual", figures.predicted_vs_actual_figure(predicted, y, names), step
             )
@@ -177,30 +184,25 @@ class TensorBoardDashboard(Callback):
             if x.shape[1] == 1:
                 figure = figures.fitted_line_figure(x[:, 0], y, predict, feature_names[0], names)
                 writer.add_figure("figures/fitted_line", figure, step)
-            reference = self._reference[0] if self._reference is not None else None
+            reference = self._reference.coef_ if self._reference is not None else None
             figure = figures.coefficients_figure(pl_module.coef_, reference, feature_names, names)
             writer.add_figure("figures/coefficients", figure, step)
-        elif x.shape[1] == 2 and hasattr(pl_module, "class_names"):
+        elif x.shape[1] == 2:
             figure = figures.decision_boundary_figure(
-                x, y.astype(np.int64), predict, feature_names, list(pl_module.class_names)
+                x, y.astype(np.int64), predict, feature_names, list(pl_module.output_names)
             )
             writer.add_figure("figures/decision_boundary", figure, step)
         if self.loss_history:
-            optimum = self._optimum(trainer) if self._reference is not None else None
-            figure = figures.loss_curve_figure(self.loss_history, self.val_loss_history, optimum)
+            figure = figures.loss_curve_figure(self.loss_history, self.val_loss_history, self._optimum(data))
             writer.add_figure("figures/loss_curve", figure, step)
-        writer.add_text("coefficients", coefficient_table(pl_module, self._reference), step)
+        reference = (self._reference.coef_, self._reference.intercept_) if self._reference is not None else None
+        writer.add_text("coefficients", coefficient_table(pl_module, reference), step)
 
-    def _optimum(self, trainer: pl.Trainer) -> float | None:
+    def _optimum(self, data: TrainingData) -> float | None:
         """Least squares' training MSE, for the loss curve (only meaningful when targets are not standardized)."""
-        assert self._reference is not None
-        coef, intercept = self._reference
-        features, targets = trainer.datamodule.split_tensors("train")
-        residuals = targets.double().cpu().numpy() - (features.double().cpu().numpy() @ coef.T + intercept)
-        module = trainer.lightning_module
-        if bool(torch.any(module.target_scale != 1)):
-            return None  # the loss is on standardized targets: a different scale
-        return float(np.mean(residuals**2))
+        if self._reference is None or bool(torch.any(data.scaling_statistics().target_scale != 1)):
+            return None  # no reference, or the loss is on standardized targets: a different scale
+        return self._reference.mse_
 
     # -- hparams -----------------------------------------------------------------------------------------------
 
@@ -218,10 +220,11 @@ class TensorBoardDashboard(Callback):
             for key in ("lr", "momentum", "weight_decay"):
                 if key in optimizer.defaults:
                     params[f"optimizer/{key}"] = float(optimizer.defaults[key])
-        datamodule = getattr(trainer, "datamodule", None)
-        for key in ("batch_size", "standardize", "seed"):
-            if hasattr(datamodule, key):
-                params[f"data/{key}"] = getattr(datamodule, key)
+        datamodule = trainer.datamodule
+        if isinstance(datamodule, InMemoryDataModule):  # the package's DataModules: their main settings
+            params["data/batch_size"] = datamodule.batch_size
+            params["data/standardize"] = datamodule.standardize
+            params["data/seed"] = datamodule.seed
         params["data/class"] = type(datamodule).__name__ if datamodule is not None else "none"
         params["trainer/max_epochs"] = trainer.max_epochs if trainer.max_epochs is not None else -1
         metrics = {

@@ -14,30 +14,31 @@ the log-loss over rows), the training objective is
 with :math:`\lambda_1` = ``l1_strength`` and :math:`\lambda_2` = ``l2_strength``; both set is the elastic net.
 
 * The bias is never penalized.
-* "Mean-reduced like the loss": the data loss is a mean over rows (and over the K targets), so the penalty is
-  added once per step, not once per row, and is a mean over the K outputs. (For logistic regression the
-  log-loss of a row already sums over its classes, so K = 1 there: the penalty is not divided by the number of
-  classes, and ``LogisticRegression(C=1 / (2 N l2_strength))`` is the scikit-learn equivalent for two classes and
-  for more.) The strengths therefore do not depend
-  on the number of rows, the batch size or the number of targets: each output k solves its own problem
-  :math:`\frac{1}{N}\lVert y_k - X w_k - b_k \rVert^2 + \lambda_2 \lVert w_k \rVert^2 + \lambda_1 \lVert w_k
-  \rVert_1`.
+* "Mean-reduced like the loss": the data loss is a mean over rows, so the penalty is added once per step, not
+  once per row. The MSE is a mean over the K targets too, so the penalty is divided by K and each target k solves
+  its own problem :math:`\frac{1}{N}\lVert y_k - X w_k - b_k \rVert^2 + \lambda_2 \lVert w_k \rVert^2 + \lambda_1
+  \lVert w_k \rVert_1`. The log-loss of a row sums over its classes, so for logistic regression K = 1: the
+  penalty is not divided by the number of logits. The strengths therefore depend neither on the number of rows
+  nor on the batch size, the number of targets or the number of classes.
 * No factor 1/2 on the L2 term.
 * :math:`W` is the weight on *standardized* features (the space the model trains in), as scikit-learn's penalized
   models are usually fitted after a ``StandardScaler``. The coefficients in original units, ``coef_``, are
   :math:`W / \sigma`.
 
-For the MSE on N training rows the minimizer is that of scikit-learn's ``Ridge``, ``Lasso`` and ``ElasticNet``
-(fitted on the standardized features) with the strengths mapped as follows (see :func:`sklearn_ridge_alpha`,
-:func:`sklearn_lasso_alpha`, :func:`sklearn_elastic_net_params`):
+**scikit-learn equivalents.** This is the one statement of the mapping (the models' docstrings point here;
+``tests/test_optimum.py`` checks every line against scikit-learn). On N training rows, with scikit-learn fitted on
+the standardized features, our minimizer is that of:
 
-* L2: ``Ridge(alpha=N * l2_strength)``, whose objective :math:`\lVert y - Xw \rVert^2 + \alpha \lVert w \rVert^2`
-  is ours times N.
-* L1: ``Lasso(alpha=l1_strength / 2)``, whose objective :math:`\frac{1}{2N}\lVert y - Xw \rVert^2 + \alpha
-  \lVert w \rVert_1` is ours divided by 2.
-* Elastic net: ``ElasticNet(alpha=l1_strength / 2 + l2_strength, l1_ratio=(l1_strength / 2) / alpha)``, whose
-  objective :math:`\frac{1}{2N}\lVert y - Xw \rVert^2 + \alpha\rho \lVert w \rVert_1 + \frac{\alpha(1-\rho)}{2}
-  \lVert w \rVert^2` is ours divided by 2.
+* L2, MSE: ``Ridge(alpha=N * l2_strength)`` (:func:`sklearn_ridge_alpha`), whose objective
+  :math:`\lVert y - Xw \rVert^2 + \alpha \lVert w \rVert^2` is ours times N.
+* L1, MSE: ``Lasso(alpha=l1_strength / 2)`` (:func:`sklearn_lasso_alpha`), whose objective
+  :math:`\frac{1}{2N}\lVert y - Xw \rVert^2 + \alpha \lVert w \rVert_1` is ours divided by 2.
+* Elastic net, MSE: ``ElasticNet(alpha=l1_strength / 2 + l2_strength, l1_ratio=(l1_strength / 2) / alpha)``
+  (:func:`sklearn_elastic_net_params`), whose objective :math:`\frac{1}{2N}\lVert y - Xw \rVert^2 + \alpha\rho
+  \lVert w \rVert_1 + \frac{\alpha(1-\rho)}{2} \lVert w \rVert^2` is ours divided by 2.
+* L2, log-loss (two classes or more): ``LogisticRegression(C=1 / (2 * N * l2_strength))``
+  (:func:`sklearn_logistic_c`), whose objective :math:`C \sum_i \ell_i + \frac{1}{2}\lVert W \rVert_F^2` is ours
+  times :math:`C N = 1 / (2 \lambda_2)`.
 
 With ``standardize_targets`` the data loss, and so the mapping, is on standardized targets. The L1 term is not
 differentiable at 0: gradient steps on it only make weights hover around zero. :func:`soft_threshold` is its
@@ -47,14 +48,20 @@ weights reach exact zeros.
 
 from __future__ import annotations
 
+import math
+from numbers import Real
+
 import torch
 from torch import Tensor
+
+from lr_lightning.errors import require
 
 __all__ = [
     "INITS",
     "initialize_linear",
     "sklearn_elastic_net_params",
     "sklearn_lasso_alpha",
+    "sklearn_logistic_c",
     "sklearn_ridge_alpha",
     "soft_threshold",
     "validate_strength",
@@ -66,11 +73,10 @@ INITS = ("default", "zeros", "normal")
 
 
 def validate_strength(name: str, value: float) -> float:
-    """Return ``value`` as a float if it is a finite number >= 0; raise a ``ValueError`` naming ``name`` if not."""
-    value = float(value)
-    if not value >= 0.0 or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    """Return ``value`` as a float if it is a finite number >= 0; raise an ``InputError`` naming ``name`` if not."""
+    number = isinstance(value, Real) and not isinstance(value, bool)
+    require(number and math.isfinite(value) and value >= 0, name, ">= 0 and finite", value)
+    return float(value)
 
 
 def weight_penalty(
@@ -137,13 +143,12 @@ def initialize_linear(linear: torch.nn.Linear, init: str = "default", std: float
         std: standard deviation for ``"normal"``, > 0.
 
     Raises:
-        ValueError: unknown ``init`` or ``std <= 0``.
+        InputError: unknown ``init``, or ``std`` not a finite number > 0.
 
     """
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    if not std > 0:
-        raise ValueError(f"init_std must be > 0, got {std}")
+    require(init in INITS, "init", f"one of {INITS}", init)
+    number = isinstance(std, Real) and not isinstance(std, bool)
+    require(number and math.isfinite(std) and std > 0, "init_std", "> 0 and finite", std)
     if init == "default":
         return
     with torch.no_grad():
@@ -171,6 +176,18 @@ def sklearn_lasso_alpha(l1_strength: float) -> float:
     :math:`\frac{1}{2N}\lVert y - Xw \rVert^2 + \frac{\lambda_1}{2} \lVert w \rVert_1`.
     """
     return l1_strength / 2
+
+
+def sklearn_logistic_c(l2_strength: float, num_rows: int) -> float:
+    r"""scikit-learn ``LogisticRegression(C)`` equal to our L2 penalty on N rows: ``C = 1 / (2 * N * l2_strength)``.
+
+    Ours is :math:`\frac{1}{N}\sum_i \ell_i + \lambda_2 \lVert W \rVert_F^2` for any number of classes (the
+    penalty is not divided by the number of logits); times :math:`C N` it is scikit-learn's
+    :math:`C \sum_i \ell_i + \frac{1}{2}\lVert W \rVert_F^2` when :math:`C N \lambda_2 = 1/2`.
+    """
+    if l2_strength <= 0:
+        raise ValueError("scikit-learn's C is infinite without an L2 penalty: l2_strength must be > 0")
+    return 1 / (2 * num_rows * l2_strength)
 
 
 def sklearn_elastic_net_params(l1_strength: float, l2_strength: float) -> tuple[float, float]:

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,9 +173,12 @@ def bench_optimum(n_rows: int, n_features: int, repeats: int) -> list[Row]:
     def fit_ours() -> TimeToTarget:
         data = ArraysDataModule(features, targets, batch_size=n_rows, shuffle=False)
         # The optimality-gap diagnostic solves least squares itself (seconds at this size): off for a speed race.
-        model = LinearRegression(in_features=n_features, optimality_gap=False)
-        model.configure_optimizers = lambda: torch.optim.LBFGS(  # type: ignore[method-assign]
-            model.parameters(), lr=1.0, max_iter=4, history_size=10, line_search_fn="strong_wolfe"
+        model = LinearRegression(
+            in_features=n_features,
+            optimality_gap=False,
+            optimizer=lambda params: torch.optim.LBFGS(
+                params, lr=1.0, max_iter=4, history_size=10, line_search_fn="strong_wolfe"
+            ),
         )
         return timed_fit(model, data, target, max_epochs=50)
 
@@ -214,9 +218,12 @@ def bench_logistic(n_rows: int, n_features: int, repeats: int) -> list[Row]:
 
     def fit_ours() -> TimeToTarget:
         data = ArraysDataModule(features, labels, task="classification", batch_size=n_rows)
-        model = LogisticRegression(in_features=n_features, num_classes=2)
-        model.configure_optimizers = lambda: torch.optim.LBFGS(  # type: ignore[method-assign]
-            model.parameters(), lr=1.0, max_iter=5, history_size=10, line_search_fn="strong_wolfe"
+        model = LogisticRegression(
+            in_features=n_features,
+            num_classes=2,
+            optimizer=lambda params: torch.optim.LBFGS(
+                params, lr=1.0, max_iter=5, history_size=10, line_search_fn="strong_wolfe"
+            ),
         )
         return timed_fit(model, data, sklearn_loss * (1 + 1e-4), max_epochs=100)
 
@@ -251,11 +258,16 @@ def bench_step_overhead(epochs: int) -> list[Row]:
                 optimizer.step()
 
     def lightning_fit(model: pl.LightningModule) -> None:
-        model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.01)  # type: ignore[method-assign]
         quiet_trainer(max_epochs=epochs).fit(model, datamodule=SourdoughDataModule(batch_size=1))
 
+    def sgd(params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, lr=0.01)
+
+    def ours_fit() -> None:
+        lightning_fit(LinearRegression(in_features=3, out_features=2, optimizer=sgd))
+
     plain_time = median_time(plain, 3) / steps * 1e6
-    ours = median_time(lambda: lightning_fit(LinearRegression(in_features=3, out_features=2)), 3) / steps * 1e6
+    ours = median_time(ours_fit, 3) / steps * 1e6
     minimal = median_time(lambda: lightning_fit(MinimalMultiOutput()), 3) / steps * 1e6
     measure = f"per step, sourdough batch 1 ({steps} steps)"
     return [
@@ -274,6 +286,9 @@ class MinimalMultiOutput(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
         features, targets = batch
         return torch.nn.functional.mse_loss(self.linear(features), targets)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:  # noqa: D102
+        return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
 # -- 5. start-up -----------------------------------------------------------------------------------------------

@@ -13,13 +13,12 @@ import os
 import numpy as np
 
 from lr_lightning.cli import cli
-from lr_lightning.closed_form import least_squares
+from lr_lightning.closed_form import LeastSquaresSolution
 from lr_lightning.models import LinearModelBase
 
 
-def coefficient_table(model: LinearModelBase, features: np.ndarray, targets: np.ndarray) -> str:
+def coefficient_table(model: LinearModelBase, reference: LeastSquaresSolution) -> str:
     """Learned coefficients in original units next to float64 least squares, one block per target."""
-    reference = least_squares(features, targets)
     names = [*model.feature_names, "intercept"]
     learned = np.hstack([model.coef_, model.intercept_[:, None]])  # (K, D + 1)
     exact = np.hstack([reference.coef_, reference.intercept_[:, None]])
@@ -42,15 +41,16 @@ def main() -> None:
 
     model = type(tested.model).load_from_checkpoint(best, map_location="cpu", weights_only=True)
     datamodule = tested.datamodule
-    features, targets = datamodule.split_tensors("train")
+    features, targets = datamodule.rows_in_memory("train")  # the sourdough table is small: always in memory
+    reference = datamodule.least_squares(fit_intercept=True)  # float64, as TensorBoard's table shows it
     features_np, targets_np = features.double().numpy(), targets.double().numpy()
     # The learned model in original units, evaluated in float64 like the least-squares reference: float32
     # predictions carry rounding of about 1e-7 that can put the MSE a hair below the optimum.
     predictions = features_np @ model.coef_.T + model.intercept_  # (N, D) @ (D, K) + (K,)
     train_mse = float(((predictions - targets_np) ** 2).mean())
-    optimum = least_squares(features_np, targets_np).mse_
+    optimum = reference.mse_
     print("\n== coefficients in original units")
-    print(coefficient_table(model, features_np, targets_np))
+    print(coefficient_table(model, reference))
     print(f"\ntraining MSE {train_mse:.5f}; least-squares optimum {optimum:.5f} (gap {train_mse / optimum - 1:+.3%})")
     print(f"\nOpen the run in TensorBoard:\n  tensorboard --logdir {os.path.dirname(fit.trainer.log_dir)}")
 

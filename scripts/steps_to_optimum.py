@@ -19,8 +19,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lr_lightning.callbacks import reachable_least_squares
 from lr_lightning.cli import cli
-from lr_lightning.closed_form import least_squares
+from lr_lightning.data.contract import TrainingData
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = ("line", "sourdough", "data2d", "synthetic", "csv_example")
@@ -34,8 +35,11 @@ class StepMSE(Callback):
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:  # noqa: D102
-        features, targets = trainer.datamodule.split_tensors("train")
-        predictions = pl_module(features.to(pl_module.linear.weight.dtype))
+        assert isinstance(trainer.datamodule, TrainingData)
+        rows = trainer.datamodule.rows_in_memory("train")
+        assert rows is not None, "the shipped configs hold their rows in memory"
+        features, targets = rows
+        predictions = pl_module(features.to(pl_module.dtype))
         self.mse.append(float((predictions.double() - targets.double()).square().mean()))
 
 
@@ -73,8 +77,10 @@ def main() -> None:
                 ],
                 trainer_defaults={"callbacks": [recorder]},
             )
-            features, targets = run.datamodule.split_tensors("train")
-            optimum = least_squares(features.double().numpy(), targets.double().numpy()).mse_
+            solution = reachable_least_squares(run.datamodule, run.model.fit_intercept)  # the fit's own solve
+            assert solution is not None
+            optimum = solution.mse_
+            _, targets = run.datamodule.rows_in_memory("train")
             rounding = (torch.finfo(torch.float32).eps * float(targets.double().square().mean().sqrt())) ** 2
             optimizer = type(run.trainer.optimizers[0]).__name__
             within_1, within_01 = (first_step_within(recorder.mse, optimum, t, rounding) for t in (1e-2, 1e-3))

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
-from lr_lightning import MultiOutputRegression
+from lr_lightning import LinearRegression, LogisticRegression, MultiOutputRegression
 from lr_lightning.checkpoint import AtomicCheckpointIO, load_checkpoint
 from lr_lightning.cli import cli
+from lr_lightning.dashboard import TensorBoardDashboard
 from lr_lightning.data import SourdoughDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.export import export, load_exported
@@ -149,6 +153,56 @@ def test_senseless_values_name_the_option_and_write_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: LinearRegression(0), r"in_features must be >= 1, got 0"),
+        (lambda: LinearRegression(2, feature_names=["a"]), r"feature_names must be 2 names, got \['a'\]"),
+        (lambda: LinearRegression(2, l1_strength=-0.5), r"l1_strength must be >= 0 and finite, got -0.5"),
+        (lambda: LinearRegression(2, l2_strength=math.nan), r"l2_strength must be >= 0 and finite, got nan"),
+        (lambda: LinearRegression(2, l2_strength=math.inf), r"l2_strength must be >= 0 and finite, got inf"),
+        (lambda: LinearRegression(2, init="ones"), r"init must be one of \('default', 'zeros', 'normal'\)"),
+        (lambda: LinearRegression(2, init="normal", init_std=0.0), r"init_std must be > 0 and finite, got 0.0"),
+        (lambda: LinearRegression(2, out_features=2, target_names=["a"]), r"target_names has 1 names but out_f"),
+        (lambda: LinearRegression(2, optimizer="sgd"), r"optimizer must be a function of the parameters"),
+        (lambda: LogisticRegression(2, num_classes=1), r"num_classes must be >= 2, got 1"),
+        (lambda: LogisticRegression(2, loss="hinge"), r"loss must be one of \('cross_entropy', 'mse'\), got 'hinge'"),
+        (lambda: LogisticRegression(2, class_names=["a"]), r"class_names has 1 names but num_classes=2"),
+        (lambda: TensorBoardDashboard(every_n_epochs=-1), r"every_n_epochs must be >= 0, got -1"),
+        (lambda: TensorBoardDashboard(max_points=0), r"max_points must be >= 1, got 0"),
+    ],
+)
+def test_constructor_values_a_user_can_fix_raise_input_error(build: Callable[[], object], message: str) -> None:
+    """The CLI prints an InputError in one line (exit 2); any other error of a constructor is a bug's traceback."""
+    with pytest.raises(InputError, match=message):
+        build()
+
+
+def test_the_optimizer_argument_trains_and_stays_out_of_the_checkpoint(tmp_path: Path) -> None:
+    model = MultiOutputRegression(3, 2, optimizer=lambda params: torch.optim.Adam(params, lr=0.05))
+    trainer = pl.Trainer(
+        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(model, datamodule=SourdoughDataModule())
+    assert type(trainer.optimizers[0]) is torch.optim.Adam and trainer.optimizers[0].defaults["lr"] == 0.05
+    trainer.save_checkpoint(tmp_path / "adam.ckpt")
+    assert "optimizer" not in torch.load(tmp_path / "adam.ckpt", weights_only=True)["hyper_parameters"]
+    loaded = MultiOutputRegression.load_from_checkpoint(tmp_path / "adam.ckpt", weights_only=True)
+    assert loaded.build_optimizer is None
+    torch.testing.assert_close(loaded.linear.weight, model.linear.weight)
+    default = LinearRegression(3).configure_optimizers()
+    assert type(default) is torch.optim.SGD and default.defaults["lr"] == 0.1
+
+
+def test_the_cli_refuses_a_model_optimizer_its_optimizer_group_would_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", CONFIG, "--trainer.logger", "false", "--model.init_args.optimizer", "torch.optim.Adam"]
+    with pytest.raises(InputError, match=r"the model's optimizer argument was given but another optimizer replaced"):
+        cli(args)
+
+
 def test_synthetic_n_samples_below_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match=r"data\.init_args\.n_samples must be >= 1, got 0"):
@@ -202,7 +256,7 @@ def test_export_predicts_like_the_checkpoint_without_pickle(tmp_path: Path, trai
     assert sorted(p.name for p in (tmp_path / "exported").iterdir()) == ["model.json", "model.safetensors"]
     exported = load_exported(tmp_path / "exported")
     reference = MultiOutputRegression.load_from_checkpoint(trained / "latest.ckpt", weights_only=True)
-    features, _ = SourdoughDataModule().split_tensors("predict")
+    features = SourdoughDataModule().predict_features()
     with torch.no_grad():
         torch.testing.assert_close(exported(features), reference(features), rtol=0, atol=0)
     assert exported.target_names == ["flavour", "crust"]

@@ -2,9 +2,9 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import LinearRegression, Ridge
 
-from lr_lightning.closed_form import RankDeficiencyWarning, least_squares, ridge
+from lr_lightning.closed_form import RankDeficiencyWarning, least_squares, ridge, through_point
 from lr_lightning.data.sourdough import SOURDOUGH_FEATURES, SOURDOUGH_TARGETS
 
 
@@ -69,3 +69,18 @@ def test_bad_shapes_are_named() -> None:
         least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS[:9])
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         ridge(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS, alpha=-1.0)
+
+
+def test_through_point_is_least_squares_without_intercept_on_centred_features() -> None:
+    """y = t + W (x - mean(x)): scikit-learn's fit without intercept of y - t on the centred features."""
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(80, 3)) + np.array([4.0, -1.0, 0.5])
+    targets = features @ rng.normal(size=(3, 2)) + [2.0, -3.0] + rng.normal(size=(80, 2))
+    mean, shift = features.mean(axis=0), np.array([0.5, 0.0])
+    solution = through_point(least_squares(features, targets), mean, shift)
+    reference = LinearRegression(fit_intercept=False).fit(features - mean, targets - shift)
+    np.testing.assert_allclose(solution.coef_, reference.coef_, rtol=1e-10)
+    np.testing.assert_allclose(solution.intercept_, shift - reference.coef_ @ mean, rtol=1e-10)
+    predictions = shift + reference.predict(features - mean)
+    assert solution.mse_ == pytest.approx(float(np.mean((targets - predictions) ** 2)), rel=1e-12)
+    np.testing.assert_allclose(solution.predict(features), predictions, rtol=1e-10, atol=1e-12)

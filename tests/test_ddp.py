@@ -84,16 +84,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from lr_lightning.data.base import ArrayData, InMemoryDataModule
+from lr_lightning.data import ArraysDataModule
 from lr_lightning.models import LinearRegression
 
 folder, devices = Path(sys.argv[1]), int(sys.argv[2])
-
-
-class OnDisk(InMemoryDataModule):
-    def load_arrays(self):
-        features = np.load(folder / "features.npy", mmap_mode="r")
-        return ArrayData(features, np.load(folder / "targets.npy"), ["a", "b", "c"], ["y"], source="features.npy")
 
 
 class RowsRead(pl.Callback):
@@ -104,14 +98,18 @@ class RowsRead(pl.Callback):
 
 
 n_train = 450  # val_fraction 0.1 of 500 rows; full batch: every step sees all training rows
-data = OnDisk(batch_size=n_train // devices, val_fraction=0.1, block_rows=16, seed=3)
-model = LinearRegression(in_features=3)
-model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.3)
+features = np.load(folder / "features.npy", mmap_mode="r")  # a memmap: the rows stay on disk
+data = ArraysDataModule(
+    features, np.load(folder / "targets.npy"), feature_names=["a", "b", "c"], target_names=["y"],
+    batch_size=n_train // devices, val_fraction=0.1, block_rows=16, seed=3,
+)
+model = LinearRegression(in_features=3, optimizer=lambda params: torch.optim.SGD(params, lr=0.3))
 trainer = pl.Trainer(
     strategy="ddp" if devices > 1 else "auto", accelerator="cpu", devices=devices, precision="64-true",
     max_epochs=25, logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[RowsRead()],
 )
 trainer.fit(model, datamodule=data)
+assert data.rows_in_memory("train") is None  # the store read the memmap block by block
 if trainer.is_global_zero:
     scaling = data.scaling_statistics()
     result = {"coef": model.coef_.tolist(), "intercept": model.intercept_.tolist(),

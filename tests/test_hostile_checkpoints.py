@@ -234,8 +234,7 @@ def test_load_checkpoint_refuses_non_finite_weights(value: float, tensor: str, t
 # OnExceptionCheckpoint makes Lightning look for a checkpoint to resume from; there is none on a first fit.
 @pytest.mark.filterwarnings("ignore:.*fit\\(ckpt_path=:UserWarning")
 def test_a_diverged_fit_writes_no_exception_checkpoint_and_reports_the_divergence(tmp_path: Path) -> None:
-    model = LinearRegression(2, optimality_gap=False)
-    model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=math.inf)  # type: ignore[method-assign]
+    model = LinearRegression(2, optimality_gap=False, optimizer=lambda params: torch.optim.SGD(params, lr=math.inf))
     data = TensorDataset(torch.randn(8, 2), torch.randn(8, 1))
     trainer = pl.Trainer(
         max_epochs=1,

@@ -50,10 +50,9 @@ def _fit(loss: str, epochs: int) -> float:
     """Train from zero weights with full-batch SGD and return the training log-loss."""
     pl.seed_everything(0)
     data = SyntheticClassificationDataModule(n_samples=500, class_sep=2.0, batch_size=500, val_fraction=0.0)
-    model = LogisticRegression(in_features=4, loss=loss)
+    model = LogisticRegression(in_features=4, loss=loss, optimizer=lambda params: torch.optim.SGD(params, lr=0.5))
     torch.nn.init.zeros_(model.linear.weight)
     torch.nn.init.zeros_(model.linear.bias)
-    model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.5)  # type: ignore[method-assign]
     trainer = pl.Trainer(
         max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False, limit_val_batches=0
     )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from sklearn.linear_model import Lasso, Ridge
+from sklearn.linear_model import ElasticNet, Lasso, Ridge
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
@@ -18,7 +18,12 @@ from lr_lightning import least_squares
 from lr_lightning.cli import cli
 from lr_lightning.data import ArraysDataModule, SyntheticClassificationDataModule
 from lr_lightning.models import LinearModelBase, LinearRegression, LogisticRegression
-from lr_lightning.penalties import sklearn_lasso_alpha, sklearn_ridge_alpha
+from lr_lightning.penalties import (
+    sklearn_elastic_net_params,
+    sklearn_lasso_alpha,
+    sklearn_logistic_c,
+    sklearn_ridge_alpha,
+)
 from tests.conftest import CONFIGS, REPO, run_cli
 
 NORRIS = REPO / "tests" / "data" / "nist_norris.csv"
@@ -26,10 +31,10 @@ NORRIS = REPO / "tests" / "data" / "nist_norris.csv"
 NORRIS_B0, NORRIS_B1 = -0.262323073774029, 1.00211681802045
 
 
-def lbfgs(model: torch.nn.Module) -> torch.optim.Optimizer:
+def lbfgs(params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
     """L-BFGS tuned for float64 problems that must be solved to ~1e-10."""
     return torch.optim.LBFGS(
-        model.parameters(),
+        params,
         lr=1.0,
         max_iter=200,
         history_size=20,
@@ -39,15 +44,8 @@ def lbfgs(model: torch.nn.Module) -> torch.optim.Optimizer:
     )
 
 
-def fit(
-    model: LinearModelBase,
-    data: pl.LightningDataModule,
-    optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
-    epochs: int,
-    precision: str = "64-true",
-) -> pl.Trainer:
-    """Fit in-process without logger, checkpoints or validation."""
-    model.configure_optimizers = lambda: optimizer(model)  # type: ignore[method-assign]
+def fit(model: LinearModelBase, data: pl.LightningDataModule, epochs: int, precision: str = "64-true") -> pl.Trainer:
+    """Fit in-process without logger, checkpoints or validation (the model brings its optimizer)."""
     trainer = pl.Trainer(
         max_epochs=epochs,
         precision=precision,
@@ -66,8 +64,8 @@ def test_nist_norris_certified_values() -> None:
     table = np.loadtxt(NORRIS, delimiter=",", skiprows=1)
     x, y = table[:, :1], table[:, 1]
     data = ArraysDataModule(x, y, batch_size=len(x), shuffle=False)
-    model = LinearRegression(in_features=1)
-    fit(model, data, lbfgs, epochs=3)
+    model = LinearRegression(in_features=1, optimizer=lbfgs)
+    fit(model, data, epochs=3)
     np.testing.assert_allclose(model.intercept_[0], NORRIS_B0, rtol=1e-6)
     np.testing.assert_allclose(model.coef_[0, 0], NORRIS_B1, rtol=1e-6)
 
@@ -87,8 +85,8 @@ def test_ill_conditioned_design_matches_float64_lstsq() -> None:
     assert np.linalg.cond(np.hstack([x, np.ones((400, 1))])) >= 1e6
     assert np.linalg.cond(StandardScaler().fit_transform(x)) >= 1e3
     data = ArraysDataModule(x, y, batch_size=len(x), shuffle=False)
-    model = LinearRegression(in_features=5)
-    fit(model, data, lbfgs, epochs=5)
+    model = LinearRegression(in_features=5, optimizer=lbfgs)
+    fit(model, data, epochs=5)
     reference = least_squares(x, y)
     np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-6)
     np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-6)
@@ -102,24 +100,26 @@ def _regression_problem() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_l2_matches_sklearn_ridge() -> None:
-    """Ridge(alpha = N * l2_strength) on standardized features; weights to rtol 1e-6."""
+    """L2 matches Ridge with alpha from penalties.sklearn_ridge_alpha (the mapping's statement); rtol 1e-6."""
     x, y = _regression_problem()
     l2 = 0.05
     data = ArraysDataModule(x, y, batch_size=len(x), shuffle=False)
-    model = LinearRegression(in_features=6, l2_strength=l2)
-    fit(model, data, lbfgs, epochs=3)
+    model = LinearRegression(in_features=6, l2_strength=l2, optimizer=lbfgs)
+    fit(model, data, epochs=3)
     reference = Ridge(alpha=sklearn_ridge_alpha(l2, len(x))).fit(StandardScaler().fit_transform(x), y)
     np.testing.assert_allclose(model.linear.weight.detach().numpy()[0], reference.coef_, rtol=1e-6)
     np.testing.assert_allclose(model.linear.bias.item(), reference.intercept_, rtol=1e-6)
 
 
 def test_l1_matches_sklearn_lasso_with_exact_zeros() -> None:
-    """Lasso(alpha = l1_strength / 2); proximal SGD (ISTA), 400 full-batch steps; weights to atol 1e-6."""
+    """L1 matches Lasso (penalties.sklearn_lasso_alpha); proximal SGD (ISTA), 400 full-batch steps; atol 1e-6."""
     x, y = _regression_problem()
     l1 = 0.2
     data = ArraysDataModule(x, y, batch_size=len(x), shuffle=False)
-    model = LinearRegression(in_features=6, l1_strength=l1, init="zeros")
-    fit(model, data, lambda m: torch.optim.SGD(m.parameters(), lr=0.25), epochs=400)
+    model = LinearRegression(
+        in_features=6, l1_strength=l1, init="zeros", optimizer=lambda params: torch.optim.SGD(params, lr=0.25)
+    )
+    fit(model, data, epochs=400)
     reference = Lasso(alpha=sklearn_lasso_alpha(l1), tol=1e-12, max_iter=100_000)
     reference.fit(StandardScaler().fit_transform(x), y)
     weight = model.linear.weight.detach().numpy()[0]
@@ -128,17 +128,45 @@ def test_l1_matches_sklearn_lasso_with_exact_zeros() -> None:
     np.testing.assert_array_equal(weight == 0, reference.coef_ == 0)  # exact zeros, where Lasso has them
 
 
+def test_elastic_net_on_two_targets_matches_sklearn_elastic_net() -> None:
+    """Both penalties, two targets: each target solves ElasticNet (penalties.sklearn_elastic_net_params) alone.
+
+    The MSE and the penalty are both means over the K = 2 targets, so the mapping does not depend on K; proximal
+    SGD (ISTA) reaches the exact zeros ElasticNet has. Weights to atol 1e-6.
+    """
+    x, y = _regression_problem()
+    y = np.column_stack([y, x @ np.array([0.0, 0.4, -1.2, 0.0, 0.05, 0.0]) - 2.0])
+    l1, l2 = 0.2, 0.05
+    data = ArraysDataModule(x, y, batch_size=len(x), shuffle=False)
+    model = LinearRegression(
+        in_features=6,
+        out_features=2,
+        l1_strength=l1,
+        l2_strength=l2,
+        init="zeros",
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.4),
+    )
+    fit(model, data, epochs=800)
+    alpha, l1_ratio = sklearn_elastic_net_params(l1, l2)
+    reference = ElasticNet(alpha=alpha, l1_ratio=l1_ratio, tol=1e-12, max_iter=100_000)
+    reference.fit(StandardScaler().fit_transform(x), y)
+    weight = model.linear.weight.detach().numpy()
+    np.testing.assert_allclose(weight, reference.coef_, atol=1e-6)
+    assert (reference.coef_ == 0).any(), "the strengths should zero at least one weight"
+    np.testing.assert_array_equal(weight == 0, reference.coef_ == 0)
+
+
 def test_binary_logistic_matches_sklearn_with_mapped_c() -> None:
-    """sklearn C = 1 / (2 N l2_strength): coefficients to rtol 1e-3, log-loss to 1e-4 relative (issue 4)."""
+    """L2 matches sklearn's C (penalties.sklearn_logistic_c): coefficients to rtol 1e-3, log-loss to 1e-4 (issue 4)."""
     data = SyntheticClassificationDataModule(
         n_samples=600, n_features=5, n_informative=3, val_fraction=0.0, test_fraction=0.0, batch_size=600
     )
     l2 = 0.01
-    model = LogisticRegression(in_features=5, l2_strength=l2)
-    fit(model, data, lbfgs, epochs=3)
+    model = LogisticRegression(in_features=5, l2_strength=l2, optimizer=lbfgs)
+    fit(model, data, epochs=3)
     features, labels = (t.numpy() for t in data.split_tensors("train"))
     standardized = StandardScaler().fit_transform(features)
-    reference = SkLogisticRegression(C=1 / (2 * len(labels) * l2), tol=1e-12, max_iter=10_000)
+    reference = SkLogisticRegression(C=sklearn_logistic_c(l2, len(labels)), tol=1e-12, max_iter=10_000)
     reference.fit(standardized, labels)
     np.testing.assert_allclose(model.linear.weight.detach().numpy(), reference.coef_, rtol=1e-3)
     with torch.no_grad():
@@ -150,8 +178,8 @@ def test_multiclass_held_out_accuracy_within_one_point_of_sklearn() -> None:
     data = SyntheticClassificationDataModule(
         n_samples=3000, n_features=6, n_informative=3, n_classes=4, class_sep=1.0, batch_size=4000, seed=2
     )
-    model = LogisticRegression(in_features=6, num_classes=4)
-    fit(model, data, lbfgs, epochs=3)
+    model = LogisticRegression(in_features=6, num_classes=4, optimizer=lbfgs)
+    fit(model, data, epochs=3)
     x_train, y_train = (t.numpy() for t in data.split_tensors("train"))
     x_test, y_test = (t.numpy() for t in data.split_tensors("test"))
     scaler = StandardScaler().fit(x_train)
@@ -219,16 +247,16 @@ def test_float64_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_multiclass_penalty_mapping_matches_sklearn() -> None:
-    """The same C = 1 / (2 N l2_strength) holds for softmax regression (the penalty is not divided by C)."""
+    """The same C (penalties.sklearn_logistic_c) holds for softmax regression (the penalty is not divided by C)."""
     data = SyntheticClassificationDataModule(
         n_samples=800, n_features=5, n_informative=3, n_classes=3, val_fraction=0.0, test_fraction=0.0, batch_size=800
     )
     l2 = 0.005
-    model = LogisticRegression(in_features=5, num_classes=3, l2_strength=l2)
-    fit(model, data, lbfgs, epochs=3)
+    model = LogisticRegression(in_features=5, num_classes=3, l2_strength=l2, optimizer=lbfgs)
+    fit(model, data, epochs=3)
     features, labels = (t.numpy() for t in data.split_tensors("train"))
     standardized = StandardScaler().fit_transform(features)
-    reference = SkLogisticRegression(C=1 / (2 * len(labels) * l2), tol=1e-12, max_iter=10_000)
+    reference = SkLogisticRegression(C=sklearn_logistic_c(l2, len(labels)), tol=1e-12, max_iter=10_000)
     reference.fit(standardized, labels)
     np.testing.assert_allclose(model.linear.weight.detach().numpy(), reference.coef_, rtol=1e-3, atol=1e-6)
     with torch.no_grad():

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
+import lightning.pytorch as pl
+import numpy as np
 import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from sklearn.linear_model import LinearRegression as SkLinearRegression
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, hparams_plugin, plugin_data_pb2
 from werkzeug.test import Client
 
+from lr_lightning import closed_form, figures
 from lr_lightning.cli import cli
+from lr_lightning.dashboard import TensorBoardDashboard
+from lr_lightning.data import ArraysDataModule
+from lr_lightning.models import LinearRegression
 from tests.conftest import CONFIGS, run_cli
 
 
@@ -152,6 +162,82 @@ def test_fitted_line_and_coefficient_table_for_one_feature(tmp_path: Path, monke
     assert exact_slope == pytest.approx(3.0) and exact_intercept == pytest.approx(1.0)
     assert learned_slope == pytest.approx(exact_slope, abs=1e-3)
     assert learned_intercept == pytest.approx(exact_intercept, abs=1e-3)
+
+
+def coefficient_rows(events: EventAccumulator) -> dict[str, tuple[float, float]]:
+    """The last coefficient table: term -> (learned, least squares), for a single-output model."""
+    table = events.Tensors("coefficients/text_summary")[-1].tensor_proto.string_val[0].decode()
+    cells = (line.split("|") for line in table.splitlines()[2:])
+    return {row[2].strip(): (float(row[3]), float(row[4])) for row in cells}
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_a_model_without_bias_is_compared_with_the_least_squares_it_can_reach(
+    standardize: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bias=False: the table's least-squares column, the loss curve's optimum and the gap are those of a model
+    without intercept (in raw units it passes through the feature means when features are standardized), not
+    least squares with an intercept, which such a model cannot reach.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2)) + np.array([3.0, -2.0])
+    y = x @ np.array([[1.5], [-0.5]]) + 4.0 + 0.1 * rng.normal(size=(200, 1))
+    if standardize:  # y = W (x - mean): scikit-learn without intercept on the centred features
+        reference = SkLinearRegression(fit_intercept=False).fit(x - x.mean(axis=0), y)
+        coef, intercept = reference.coef_[0], -float(reference.coef_[0] @ x.mean(axis=0))
+        optimum = float(np.mean((y - reference.predict(x - x.mean(axis=0))) ** 2))
+    else:  # y = W x
+        solution = closed_form.least_squares(x, y, fit_intercept=False)
+        coef, intercept, optimum = solution.coef_[0], 0.0, solution.mse_
+    assert optimum > 1.01 * closed_form.least_squares(x, y).mse_  # an intercept would do much better
+    drawn_optima: list[float | None] = []
+    draw = figures.loss_curve_figure
+
+    def loss_curve_figure(train: list, val: list, optimum: float | None = None) -> object:
+        drawn_optima.append(optimum)
+        return draw(train, val, optimum)
+
+    monkeypatch.setattr(figures, "loss_curve_figure", loss_curve_figure)
+
+    def lbfgs(params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
+        return torch.optim.LBFGS(params, max_iter=100, tolerance_grad=1e-12, line_search_fn="strong_wolfe")
+
+    model = LinearRegression(in_features=2, bias=False, optimizer=lbfgs)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        precision="64-true",
+        logger=TensorBoardLogger(tmp_path, name="no_bias", default_hp_metric=False),
+        callbacks=[TensorBoardDashboard(every_n_epochs=0)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=ArraysDataModule(x, y, batch_size=200, shuffle=False, standardize=standardize))
+    rows = coefficient_rows(read_events(tmp_path / "no_bias" / "version_0"))
+    exact = [rows["x0"][1], rows["x1"][1], rows["intercept"][1]]
+    np.testing.assert_allclose(exact, [*coef, intercept], rtol=1e-5, atol=1e-9)  # the table prints 6 digits
+    assert float(trainer.callback_metrics["optimality_gap"]) == pytest.approx(0.0, abs=1e-9)
+    assert drawn_optima[-1] == pytest.approx(optimum, rel=1e-9)
+
+
+def test_least_squares_is_solved_once_per_fit_for_the_gap_and_the_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    solves: list[bool] = []
+    solve = closed_form.ridge  # what least_squares calls, wherever it was imported from
+
+    def counted(*args: object, **kwargs: object) -> closed_form.LeastSquaresSolution:
+        solves.append(True)
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(closed_form, "ridge", counted)
+    run = cli(["fit", "--config", str(CONFIGS / "sourdough.yaml"), "--trainer.max_epochs", "3"])
+    assert len(solves) == 1
+    assert "optimality_gap" in run.trainer.callback_metrics
+    text = read_events(tmp_path / "runs" / "sourdough" / "version_0").Tensors("coefficients/text_summary")
+    assert "least squares" in text[-1].tensor_proto.string_val[0].decode()
 
 
 def hparams_tab(logdir: Path) -> tuple[dict, list[dict]]:

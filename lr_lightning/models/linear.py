@@ -2,12 +2,18 @@ r"""Linear regression: one or several real-valued targets, mean squared error.""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
+from lr_lightning.callbacks import OptimalityGap
+from lr_lightning.data.contract import Task
+from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase
 
 __all__ = ["LinearRegression"]
@@ -37,13 +43,13 @@ class LinearRegression(LinearModelBase):
         init: ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
         init_std: standard deviation of the ``"normal"`` initialisation.
         optimality_gap: log ``optimality_gap`` every epoch (:class:`~lr_lightning.callbacks.OptimalityGap`). It
-            solves least squares on the training split once at the start of fit (about 3 s for 1,000,000 x 100),
-            so a benchmark of raw speed may turn it off.
+            needs the least-squares fit of the training split, solved once per fit (about 3 s for
+            1,000,000 x 100), so a benchmark of raw speed may turn it off.
+        optimizer: builds the optimizer from the parameters (see :class:`~lr_lightning.models.base.LinearModelBase`);
+            default SGD with lr 0.1.
 
-    With penalties the objective is the loss above plus
-    :math:`\frac{\lambda_2}{K}\lVert W \rVert_F^2 + \frac{\lambda_1}{K}\lVert W \rVert_1`; for N training rows
-    its minimizer is scikit-learn's ``Ridge(alpha=N * l2_strength)`` or ``Lasso(alpha=l1_strength / 2)`` fitted on
-    the standardized features.
+    With penalties the objective is the loss above plus the weight penalty of :mod:`lr_lightning.penalties`,
+    whose docstring gives the scikit-learn estimators (``Ridge``, ``Lasso``, ``ElasticNet``) with the same minimizer.
 
     Buffers: ``feature_mean``/``feature_scale`` of shape (D,), ``target_mean``/``target_scale`` of shape (K,).
 
@@ -52,6 +58,8 @@ class LinearRegression(LinearModelBase):
         intercept_: intercepts in original units, shape (K,).
 
     """
+
+    task: ClassVar[Task] = "regression"
 
     def __init__(
         self,
@@ -65,9 +73,10 @@ class LinearRegression(LinearModelBase):
         init: str = "default",
         init_std: float = 0.01,
         optimality_gap: bool = True,
+        optimizer: OptimizerCallable | None = None,
     ) -> None:
         if target_names is not None and len(target_names) != out_features:
-            raise ValueError(f"target_names has {len(target_names)} names but out_features={out_features}")
+            raise InputError(f"target_names has {len(target_names)} names but out_features={out_features}")
         self.target_names = list(target_names) if target_names else [f"y{i}" for i in range(out_features)]
         super().__init__(
             in_features,
@@ -78,14 +87,13 @@ class LinearRegression(LinearModelBase):
             l2_strength=l2_strength,
             init=init,
             init_std=init_std,
+            optimizer=optimizer,
         )
         self.register_buffer("target_mean", torch.zeros(out_features))
         self.register_buffer("target_scale", torch.ones(out_features))
 
     def configure_callbacks(self) -> list[Callback]:
         """Log ``optimality_gap`` (training MSE minus least squares') every epoch, with or without the CLI."""
-        from lr_lightning.callbacks import OptimalityGap
-
         return [OptimalityGap()] if self.hparams.optimality_gap else []
 
     def configure_metrics(self) -> MetricCollection:
@@ -119,12 +127,12 @@ class LinearRegression(LinearModelBase):
         """Store feature (D,) and target (K,) scaling fitted by the DataModule."""
         super().set_scaling(feature_mean, feature_scale)
         if target_mean.shape != self.target_mean.shape or target_scale.shape != self.target_scale.shape:
-            raise ValueError(
-                f"target scaling has shape {tuple(target_mean.shape)} but the model has "
-                f"{self.target_mean.shape[0]} targets"
+            raise InputError(
+                f"the data has {tuple(target_mean.shape)[-1]} targets but the model has "
+                f"out_features={self.target_mean.shape[0]}"
             )
-        self.target_mean.copy_(target_mean)
-        self.target_scale.copy_(target_scale)
+        self.store_buffer("target_mean", target_mean)
+        self.store_buffer("target_scale", target_scale)
 
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         """Mean squared error between outputs (B, K) and the (scaled) targets (B, K)."""

@@ -35,7 +35,29 @@ def load_model(
     weights_only: bool | None = None,
     **kwargs: Any,
 ) -> _Model:
-    """Build a ``cls`` from a checkpoint; see :meth:`lr_lightning.models.base.LinearModelBase.load_from_checkpoint`."""
+    """Build a ``cls`` from a checkpoint, read by :func:`lr_lightning.checkpoint.load_checkpoint` only.
+
+    The body of the models' ``load_from_checkpoint``: Lightning's signature and results (the model on the device
+    of the loaded weights, in the training mode a new module has; ``kwargs`` override the stored hyperparameters;
+    ``strict`` as for ``load_state_dict``), but the file is read with ``weights_only=True``, from a local path
+    only, and checked by :func:`lr_lightning.checkpoint_contents.check_model_checkpoint` before the model is built:
+    no URL download, no ``_instantiator``/``_class_path``, no tensor of the wrong shape or NaN weights.
+
+    Args:
+        cls: the model class.
+        checkpoint_path: a local checkpoint file (a URL or a file object is refused).
+        map_location: as for :func:`torch.load`; default: where the tensors were saved, or the CPU when that
+            device is absent (as Lightning).
+        hparams_file: not supported (the checkpoint holds the hyperparameters; pass overrides as ``kwargs``).
+        strict: refuse missing and unexpected tensors; default the model's ``strict_loading`` (True).
+        weights_only: ``None`` or ``True``; ``False`` is refused.
+        **kwargs: hyperparameters that replace the stored ones.
+
+    Raises:
+        InputError: the path, the file or its contents are unusable (the message names the file and the key),
+            ``hparams_file`` or ``weights_only=False`` was given.
+
+    """
     if not isinstance(checkpoint_path, str | os.PathLike):
         raise TypeError(
             f"{cls.__name__}.load_from_checkpoint takes a local file path, not a {type(checkpoint_path).__name__}"

@@ -2,14 +2,16 @@ r"""Logistic regression: binary (one logit) and multi-class (softmax), trained o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import AUROC, Accuracy, F1Score, MetricCollection
 
-from lr_lightning.errors import InputError
+from lr_lightning.data.contract import Task
+from lr_lightning.errors import InputError, require
 from lr_lightning.models.base import LinearModelBase
 
 __all__ = ["LOSSES", "LogisticRegression", "validate_labels"]
@@ -78,18 +80,22 @@ class LogisticRegression(LinearModelBase):
         loss: ``"cross_entropy"`` (the log-loss) or ``"mse"`` on the probabilities.
         class_names: names of the C classes (linked from the data); string labels come back as strings.
         feature_names: names of the D features (linked from the data).
-        l1_strength: L1 penalty on the weights, >= 0 (see :mod:`lr_lightning.penalties`).
-        l2_strength: L2 penalty on the weights, >= 0. On N training rows, the minimizer is that of scikit-learn's
-            ``LogisticRegression(C=1 / (2 * N * l2_strength))`` on the standardized features (any number of
-            classes: the penalty is not divided by the number of logits, as the log-loss sums over them).
+        l1_strength: L1 penalty on the weights, >= 0.
+        l2_strength: L2 penalty on the weights, >= 0, not divided by the number of logits (the log-loss sums over
+            them); :mod:`lr_lightning.penalties` gives the penalty and scikit-learn's ``LogisticRegression(C)``
+            with the same minimizer.
         init: ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
         init_std: standard deviation of the ``"normal"`` initialisation.
+        optimizer: builds the optimizer from the parameters (see :class:`~lr_lightning.models.base.LinearModelBase`);
+            default SGD with lr 0.1.
 
     Attributes:
         coef_: weights in original feature units, shape (1, D) for binary, (C, D) otherwise, as scikit-learn.
         intercept_: shape (1,) or (C,).
 
     """
+
+    task: ClassVar[Task] = "classification"
 
     loss_averages_outputs = False  # the log-loss of a row sums over its classes
 
@@ -105,13 +111,12 @@ class LogisticRegression(LinearModelBase):
         l2_strength: float = 0.0,
         init: str = "default",
         init_std: float = 0.01,
+        optimizer: OptimizerCallable | None = None,
     ) -> None:
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        require(num_classes >= 2, "num_classes", ">= 2", num_classes)
+        require(loss in LOSSES, "loss", f"one of {LOSSES}", loss)
         if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
+            raise InputError(f"class_names has {len(class_names)} names but num_classes={num_classes}")
         self.num_classes = num_classes
         self.class_names = [str(c) for c in class_names] if class_names else [str(c) for c in range(num_classes)]
         num_outputs = 1 if num_classes == 2 else num_classes
@@ -124,6 +129,7 @@ class LogisticRegression(LinearModelBase):
             l2_strength=l2_strength,
             init=init,
             init_std=init_std,
+            optimizer=optimizer,
         )
 
     @property
@@ -183,12 +189,11 @@ class LogisticRegression(LinearModelBase):
     def setup(self, stage: str) -> None:
         """Besides the scaling, check the training labels against ``num_classes`` before the first step."""
         super().setup(stage)
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        # Out of core the labels were checked against the class names when the data was loaded.
-        on_disk = getattr(datamodule, "out_of_core", False)
-        if stage == "fit" and datamodule is not None and hasattr(datamodule, "split_tensors") and not on_disk:
-            _, labels = datamodule.split_tensors("train")
-            validate_labels(labels, self.num_classes)
+        data = self.training_data()
+        # On disk (no rows in memory) the labels were checked against the class names when the data was loaded.
+        rows = data.rows_in_memory("train") if stage == "fit" and data is not None else None
+        if rows is not None:
+            validate_labels(rows[1], self.num_classes)
 
     def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
         """One probability column per class (``p_<class>``) and the predicted ``label`` as a class name."""

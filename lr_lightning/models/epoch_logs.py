@@ -1,0 +1,68 @@
+"""What a model logs once per epoch of each stage: its row-weighted mean loss and its metrics, over all processes.
+
+``LightningModule.log`` per step costs more than a linear model's whole step, so the models add every batch's loss
+(times its rows) to a running tensor (:class:`EpochLoss`) and log the mean once at the epoch's end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+
+__all__ = ["EpochLoss", "log_metrics"]
+
+
+class EpochLoss:
+    """Per stage (``train``, ``val``, ``test``): the sum over the epoch's batches of batch loss x rows, and the rows."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, Tensor] = {}
+        self._rows: dict[str, int] = {}
+
+    def reset(self, stage: str) -> None:
+        """Start the stage's sum afresh."""
+        self._sums.pop(stage, None)
+        self._rows.pop(stage, None)
+
+    def add(self, stage: str, loss: Tensor, rows: int) -> None:
+        """Add a batch's mean loss (a scalar) over ``rows`` rows, without leaving the loss's device."""
+        if stage in self._sums:
+            self._sums[stage].add_(loss.detach(), alpha=rows)
+            self._rows[stage] += rows
+        else:
+            # At least float32, so that half-precision runs do not sum an epoch of losses in 8 bits of mantissa.
+            self._sums[stage] = loss.detach().to(torch.promote_types(loss.dtype, torch.float32)) * rows
+            self._rows[stage] = rows
+
+    def log_mean(self, module: pl.LightningModule, stage: str, like: Tensor) -> None:
+        """Log ``<stage>_loss``, the mean of the stage's batch losses weighted by rows over all processes; reset.
+
+        ``like`` gives the device of the zeros a process that saw no batch contributes.
+        """
+        loss_sum = self._sums.pop(stage, None)
+        rows = self._rows.pop(stage, 0)
+        if loss_sum is None:
+            loss_sum = like.new_zeros(())
+        total = torch.stack([loss_sum, loss_sum.new_tensor(rows)])
+        if module._trainer is not None and module.trainer.world_size > 1:
+            total = module.trainer.strategy.reduce(total, reduce_op="sum")  # ranks may hold unequal row counts
+        if total[1] > 0:
+            # Every rank now holds the same value; sync_dist only averages equal numbers (and keeps Lightning quiet).
+            module.log(f"{stage}_loss", total[0] / total[1], sync_dist=True)
+
+
+def log_metrics(module: pl.LightningModule, collection: MetricCollection, output_names: Sequence[str] = ()) -> None:
+    """Log each metric's mean over outputs (``val_r2``), and per output when named (``val_r2/flavour``); reset."""
+    for name, value in collection.compute().items():
+        value = value.float()
+        # compute() has already synced the metric across processes, so every rank holds the same value and
+        # sync_dist only averages equal numbers (and keeps Lightning from warning under DDP).
+        module.log(name, value.mean(), sync_dist=True)
+        if output_names and value.numel() > 1:
+            for output_name, output_value in zip(output_names, value, strict=True):
+                module.log(f"{name}/{output_name}", output_value, sync_dist=True)
+    collection.reset()
