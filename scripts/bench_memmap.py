@@ -117,8 +117,7 @@ def train(folder: Path, epochs: int, batch_size: int, keep_pages: bool) -> dict:
     start = time.perf_counter()
     data.setup("fit")  # block split and the streaming statistics pass over the training rows
     statistics_s = time.perf_counter() - start
-    model = LinearRegression(in_features=n_features)
-    model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.01)  # type: ignore[method-assign]
+    model = LinearRegression(in_features=n_features, optimizer=lambda params: torch.optim.SGD(params, lr=0.01))
     timer = EpochTimer()
     trainer = pl.Trainer(
         max_epochs=epochs,

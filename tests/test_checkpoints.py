@@ -23,7 +23,7 @@ from lr_lightning.dashboard import TensorBoardDashboard
 from lr_lightning.data import SourdoughDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.export import export, load_exported
-from tests.conftest import CONFIGS, REPO, run_cli
+from tests.helpers import CONFIGS, REPO, run_cli
 
 CONFIG = str(CONFIGS / "sourdough.yaml")
 

@@ -18,7 +18,7 @@ from lr_lightning.data import (
     SyntheticClassificationDataModule,
     SyntheticRegressionDataModule,
 )
-from tests.conftest import CONFIGS
+from tests.helpers import CONFIGS
 
 
 def _small_modules() -> list[InMemoryDataModule]:

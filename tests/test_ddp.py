@@ -16,7 +16,7 @@ import torch
 
 from lr_lightning import MultiOutputRegression
 from lr_lightning.data.sourdough import SOURDOUGH_FEATURES
-from tests.conftest import CONFIGS, run_cli
+from tests.helpers import CONFIGS, run_cli
 
 CONFIG = str(CONFIGS / "sourdough.yaml")
 DDP_CONFIG = str(CONFIGS / "ddp.yaml")  # the shipped DDP config: 2 CPU processes, 5 rows each
@@ -129,7 +129,7 @@ def test_ddp_on_memmapped_data_matches_single_process(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(500, 3)) * [1.0, 3.0, 0.5] + [10.0, -5.0, 0.0]

@@ -11,7 +11,7 @@ import torch
 
 from lr_lightning.data import FileDataModule
 from lr_lightning.errors import InputError
-from tests.conftest import CONFIGS, REPO, run_cli
+from tests.helpers import CONFIGS, REPO, run_cli
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
@@ -324,9 +324,10 @@ def test_npy_stays_on_disk_and_fits_like_in_memory(tmp_path: Path) -> None:
             str(tmp_path / "table.npy"), in_memory=in_memory, val_fraction=0.0, test_fraction=0.0, batch_size=3000
         )
         assert module.out_of_core is (in_memory is None)
-        model = LinearRegression(in_features=4, optimality_gap=False)
-        model.configure_optimizers = lambda m=model: torch.optim.LBFGS(  # type: ignore[method-assign]
-            m.parameters(), max_iter=50, line_search_fn="strong_wolfe"
+        model = LinearRegression(
+            in_features=4,
+            optimality_gap=False,
+            optimizer=lambda params: torch.optim.LBFGS(params, max_iter=50, line_search_fn="strong_wolfe"),
         )
         trainer = pl.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
         trainer.fit(model, datamodule=module)

@@ -24,7 +24,7 @@ from lr_lightning.data import SourdoughDataModule
 from lr_lightning.data.contract import ArrayData
 from lr_lightning.errors import InputError
 from lr_lightning.run_folders import claim_next_version
-from tests.conftest import CONFIGS, run_cli
+from tests.helpers import CONFIGS, run_cli
 
 BASE_YAML = """\
 trainer:

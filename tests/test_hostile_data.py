@@ -17,7 +17,7 @@ import torch
 from lr_lightning.data import FileDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LogisticRegression
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ALL_ROWS = {"val_fraction": 0.0, "test_fraction": 0.0}
 

@@ -14,7 +14,7 @@ from lr_lightning.data import ArrayData, SyntheticClassificationDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LogisticRegression
 from lr_lightning.models.logistic import validate_labels
-from tests.conftest import CONFIGS, run_cli
+from tests.helpers import CONFIGS, run_cli
 
 
 @pytest.mark.parametrize(

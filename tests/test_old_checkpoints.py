@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import CONFIGS, REPO, run_cli
+from tests.helpers import CONFIGS, REPO, run_cli
 
 FIXTURES = REPO / "tests" / "data" / "checkpoints"
 SOURDOUGH = FIXTURES / "sourdough_63830fe.ckpt"

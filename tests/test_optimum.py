@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -17,47 +15,18 @@ from sklearn.preprocessing import StandardScaler
 from lr_lightning import least_squares
 from lr_lightning.cli import cli
 from lr_lightning.data import ArraysDataModule, SyntheticClassificationDataModule
-from lr_lightning.models import LinearModelBase, LinearRegression, LogisticRegression
+from lr_lightning.models import LinearRegression, LogisticRegression
 from lr_lightning.penalties import (
     sklearn_elastic_net_params,
     sklearn_lasso_alpha,
     sklearn_logistic_c,
     sklearn_ridge_alpha,
 )
-from tests.conftest import CONFIGS, REPO, run_cli
+from tests.helpers import CONFIGS, REPO, fit, lbfgs, run_cli
 
 NORRIS = REPO / "tests" / "data" / "nist_norris.csv"
 #: Certified values of NIST StRD "Norris" (y = b0 + b1 x), from NIST's page for the dataset.
 NORRIS_B0, NORRIS_B1 = -0.262323073774029, 1.00211681802045
-
-
-def lbfgs(params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
-    """L-BFGS tuned for float64 problems that must be solved to ~1e-10."""
-    return torch.optim.LBFGS(
-        params,
-        lr=1.0,
-        max_iter=200,
-        history_size=20,
-        tolerance_grad=1e-14,
-        tolerance_change=1e-16,
-        line_search_fn="strong_wolfe",
-    )
-
-
-def fit(model: LinearModelBase, data: pl.LightningDataModule, epochs: int, precision: str = "64-true") -> pl.Trainer:
-    """Fit in-process without logger, checkpoints or validation (the model brings its optimizer)."""
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        precision=precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(model, datamodule=data)
-    return trainer
 
 
 def test_nist_norris_certified_values() -> None:

@@ -17,7 +17,7 @@ import torch
 from lr_lightning import MultiOutputRegression, least_squares
 from lr_lightning.cli import cli
 from lr_lightning.data.sourdough import SOURDOUGH_FEATURES, SOURDOUGH_TARGETS
-from tests.conftest import CONFIGS, REPO, run_cli
+from tests.helpers import CONFIGS, REPO, run_cli
 
 CONFIG = str(CONFIGS / "sourdough.yaml")
 OPTIMUM_MSE = 6.0605  # numpy lstsq with intercept, float64

@@ -22,7 +22,7 @@ from lr_lightning.cli import cli
 from lr_lightning.dashboard import TensorBoardDashboard
 from lr_lightning.data import ArraysDataModule
 from lr_lightning.models import LinearRegression
-from tests.conftest import CONFIGS, run_cli
+from tests.helpers import CONFIGS, run_cli
 
 
 def read_events(run_dir: Path) -> EventAccumulator:
