@@ -24,21 +24,23 @@ install: $(STAMP)  ## create .venv and install the CPU torch build, then the pac
 demo: $(STAMP)  ## fit sourdough, test the best checkpoint, compare with least squares
 	$(BIN)/python scripts/demo.py
 
-test: $(STAMP)  ## ruff and the whole pytest suite (what CI runs)
+test: $(STAMP)  ## ruff, mypy and the whole pytest suite (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	TORCH_FORCE_WEIGHTS_ONLY_LOAD=1 $(BIN)/python -m pytest
 
 test-fast: $(STAMP)  ## the suite without tests marked slow
 	TORCH_FORCE_WEIGHTS_ONLY_LOAD=1 $(BIN)/python -m pytest -m "not slow"
 
-lint: $(STAMP)  ## ruff check and format check
+lint: $(STAMP)  ## ruff check, format check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:  ## remove the venv, runs and caches
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache *.egg-info

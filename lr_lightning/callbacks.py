@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import lightning.pytorch as pl
 import torch
@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch import Tensor
 
 from lr_lightning.closed_form import LeastSquaresSolution, through_point
+from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import Task, TrainingData
 
 __all__ = ["CSVPredictionWriter", "LinearModel", "OptimalityGap", "reachable_least_squares", "spreadsheet_safe"]
@@ -102,6 +103,14 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
+class _HasPredictionColumns(Protocol):
+    """The model :class:`CSVPredictionWriter` writes for: the package's models (:mod:`lr_lightning.models`)."""
+
+    def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
+        """Columns of the prediction file (name -> one value per row) from ``predict_step`` outputs."""
+        ...
+
+
 class CSVPredictionWriter(BasePredictionWriter):
     """Write ``predict`` results to a CSV file in the run folder and print its path.
 
@@ -144,7 +153,7 @@ class CSVPredictionWriter(BasePredictionWriter):
     def _write(self, directory: str, pl_module: pl.LightningModule, outputs: torch.Tensor) -> None:
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, self.filename)
-        columns = pl_module.prediction_columns(outputs)
+        columns = cast(_HasPredictionColumns, pl_module).prediction_columns(outputs)  # as the package's models do
         names = list(columns)
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -188,7 +197,7 @@ class OptimalityGap(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Take the least-squares optimum of the training rows (float64) from the data."""
         self.optimum_mse, self._rows = None, None
-        data = trainer.datamodule
+        data = trainer_datamodule(trainer)
         if not isinstance(data, TrainingData) or not isinstance(pl_module, LinearModel):
             rank_zero_info("OptimalityGap: skipped, the model or the data is not one of lr_lightning's")
             return
@@ -208,7 +217,9 @@ class OptimalityGap(Callback):
         """MSE of the current model over the whole training split, in the targets' units, accumulated in float64."""
         assert self._rows is not None
         features, targets = self._rows
-        predictions = pl_module(features.to(device=pl_module.device, dtype=pl_module.dtype))  # (N, D) -> (N, K)
+        dtype = pl_module.dtype
+        assert isinstance(dtype, torch.dtype)  # Lightning's type allows the str that Module.type("...") would store
+        predictions = pl_module(features.to(device=pl_module.device, dtype=dtype))  # (N, D) -> (N, K)
         errors = predictions.double() - targets.to(predictions.device).double()
         return float(errors.square().mean())
 

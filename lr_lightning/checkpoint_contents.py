@@ -124,7 +124,7 @@ def _describe(value: Any) -> str:
     return "missing" if value is None else f"a {type(value).__name__}"
 
 
-def _constructor_arguments(model_class: type) -> dict[str, inspect.Parameter]:
+def _constructor_arguments(model_class: type[Any]) -> dict[str, inspect.Parameter]:
     """Return the keyword arguments of ``model_class``'s constructor (no ``self``, ``*args``, ``**kwargs``)."""
     parameters = inspect.signature(model_class.__init__).parameters.values()
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

@@ -24,7 +24,7 @@ run has no logger.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -34,7 +34,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from lr_lightning.callbacks import LinearModel, reachable_least_squares
 from lr_lightning.closed_form import LeastSquaresSolution
-from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.base import InMemoryDataModule, trainer_datamodule
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import require
 
@@ -96,7 +96,7 @@ class TensorBoardDashboard(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Take least squares of the training rows from the data (regression only), for the comparisons."""
         self._reference = None
-        data = trainer.datamodule
+        data = trainer_datamodule(trainer)
         if _tensorboard(trainer) is None or not trainer.is_global_zero or not isinstance(data, TrainingData):
             return
         if isinstance(pl_module, LinearModel) and pl_module.task == "regression":
@@ -156,7 +156,7 @@ class TensorBoardDashboard(Callback):
 
     @torch.no_grad()
     def _draw(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        logger, data = _tensorboard(trainer), trainer.datamodule
+        logger, data = _tensorboard(trainer), trainer_datamodule(trainer)
         if logger is None or not trainer.is_global_zero:
             return
         if not isinstance(data, TrainingData) or not isinstance(pl_module, LinearModel):
@@ -169,6 +169,7 @@ class TensorBoardDashboard(Callback):
         writer, step = logger.experiment, trainer.global_step
         features, targets = sample
         dtype, device = pl_module.dtype, pl_module.device
+        assert isinstance(dtype, torch.dtype)  # Lightning's type allows the str that Module.type("...") would store
 
         def predict(x: np.ndarray) -> np.ndarray:
             return pl_module(torch.as_tensor(x, dtype=dtype, device=device)).double().cpu().numpy()
@@ -185,7 +186,7 @@ class TensorBoardDashboard(Callback):
                 figure = figures.fitted_line_figure(x[:, 0], y, predict, feature_names[0], names)
                 writer.add_figure("figures/fitted_line", figure, step)
             reference = self._reference.coef_ if self._reference is not None else None
-            figure = figures.coefficients_figure(pl_module.coef_, reference, feature_names, names)
+            figure = figures.coefficients_figure(np.asarray(pl_module.coef_), reference, feature_names, names)
             writer.add_figure("figures/coefficients", figure, step)
         elif x.shape[1] == 2:
             figure = figures.decision_boundary_figure(
@@ -195,8 +196,8 @@ class TensorBoardDashboard(Callback):
         if self.loss_history:
             figure = figures.loss_curve_figure(self.loss_history, self.val_loss_history, self._optimum(data))
             writer.add_figure("figures/loss_curve", figure, step)
-        reference = (self._reference.coef_, self._reference.intercept_) if self._reference is not None else None
-        writer.add_text("coefficients", coefficient_table(pl_module, reference), step)
+        fit = (self._reference.coef_, self._reference.intercept_) if self._reference is not None else None
+        writer.add_text("coefficients", coefficient_table(pl_module, fit), step)
 
     def _optimum(self, data: TrainingData) -> float | None:
         """Least squares' training MSE, for the loss curve (only meaningful when targets are not standardized)."""
@@ -220,7 +221,7 @@ class TensorBoardDashboard(Callback):
             for key in ("lr", "momentum", "weight_decay"):
                 if key in optimizer.defaults:
                     params[f"optimizer/{key}"] = float(optimizer.defaults[key])
-        datamodule = trainer.datamodule
+        datamodule = trainer_datamodule(trainer)
         if isinstance(datamodule, InMemoryDataModule):  # the package's DataModules: their main settings
             params["data/batch_size"] = datamodule.batch_size
             params["data/standardize"] = datamodule.standardize
@@ -248,7 +249,7 @@ class TensorBoardDashboard(Callback):
 class LearningRateLogger(LearningRateMonitor):
     """Lightning's ``LearningRateMonitor`` (tags ``lr-SGD`` etc.), silent when the run has no logger."""
 
-    def __init__(self, logging_interval: str | None = "epoch", log_momentum: bool = False) -> None:
+    def __init__(self, logging_interval: Literal["step", "epoch"] | None = "epoch", log_momentum: bool = False) -> None:
         super().__init__(logging_interval=logging_interval, log_momentum=log_momentum)
         self._silent = False
 

@@ -169,7 +169,7 @@ def coefficients_figure(
         if reference is not None:
             ax.bar(positions + width / 2, reference[k, shown], width, label="least squares")
         ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.set_xticks(positions, [feature_names[j] for j in shown], rotation=30, ha="right")
+        ax.set_xticks(positions, [feature_names[j] for j in shown.tolist()], rotation=30, ha="right")
         ax.set(title=f"{name}{suffix}", ylabel="coefficient (original units)")
     axes[0].legend(loc="best")
     return figure

@@ -31,6 +31,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     """
 
     def _get_next_version(self) -> int:
-        if rank_zero_only.rank != 0:
+        # Lightning sets rank_zero_only.rank at import; the decorator's type does not declare it.
+        if rank_zero_only.rank != 0:  # type: ignore[attr-defined]
             return super()._get_next_version()
         return claim_next_version(Path(self.root_dir))

@@ -27,10 +27,16 @@ from lr_lightning.errors import InputError, require
 if TYPE_CHECKING:
     from lr_lightning.closed_form import LeastSquaresSolution
 
-__all__ = ["MAX_SEED", "InMemoryDataModule"]
+__all__ = ["MAX_SEED", "InMemoryDataModule", "trainer_datamodule"]
 
 #: The largest seed: numpy's and Lightning's seeds are 32-bit.
 MAX_SEED = 2**32 - 1
+
+
+def trainer_datamodule(trainer: pl.Trainer) -> pl.LightningDataModule | None:
+    """Return the DataModule that ``trainer`` runs on (``trainer.datamodule``), or ``None``."""
+    # Lightning 2.6 sets Trainer.datamodule in _DataConnector.on_trainer_init and declares it nowhere on the class.
+    return trainer.datamodule  # type: ignore[attr-defined]
 
 
 def _precision_dtype(trainer: pl.Trainer | None) -> torch.dtype:

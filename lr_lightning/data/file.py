@@ -132,7 +132,7 @@ class FileDataModule(InMemoryDataModule):
                     f"{main.features.shape[1]}"
                 )
         tables = [main, *(t for t in split_tables if t is not None)]
-        sources = [self.path, *(p for p, t in zip((self.val_path, self.test_path), split_tables, strict=True) if t)]
+        sources = [self.path, *(p for p in (self.val_path, self.test_path) if p is not None)]  # the tables' files
 
         class_names = None
         if self.task == "classification":
@@ -141,9 +141,10 @@ class FileDataModule(InMemoryDataModule):
                 table.targets = labels
 
         split_sizes = None
+        targets: np.ndarray | None
         if len(tables) > 1:
             features = np.concatenate([t.features for t in tables])
-            targets = np.concatenate([t.targets for t in tables])  # type: ignore[misc]
+            targets = np.concatenate([t.targets for t in tables])
             val_rows, test_rows = (0 if t is None else t.features.shape[0] for t in split_tables)
             split_sizes = (main.features.shape[0], val_rows, test_rows)
         else:

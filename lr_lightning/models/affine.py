@@ -39,6 +39,10 @@ class AffineModel(pl.LightningModule):
 
     """
 
+    # Buffers, registered in __init__; declared here because nn.Module.__getattr__ types them Tensor | Module.
+    feature_mean: Tensor
+    feature_scale: Tensor
+
     def __init__(
         self,
         in_features: int,

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MetricCollection
 
+from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import Task, TrainingData
 from lr_lightning.errors import InputError, require
 from lr_lightning.models.affine import AffineModel
@@ -147,7 +148,7 @@ class LinearModelBase(AffineModel, ABC):
 
     def training_data(self) -> TrainingData | None:
         """Return the trainer's DataModule if it serves the data contract (:mod:`lr_lightning.data.contract`)."""
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        datamodule = trainer_datamodule(self._trainer) if self._trainer is not None else None
         return datamodule if isinstance(datamodule, TrainingData) else None
 
     def setup(self, stage: str) -> None:
@@ -161,8 +162,8 @@ class LinearModelBase(AffineModel, ABC):
             self.set_scaling(**vars(data.scaling_statistics()))
         if self._trainer is not None and str(self.trainer.precision).startswith("64"):
             # module.double() leaves torchmetrics' states alone; accumulate the metrics in float64 too.
-            for collection in self.metrics.values():
-                collection.set_dtype(torch.float64)
+            for metrics_stage in STAGES:
+                self.stage_metrics(metrics_stage).set_dtype(torch.float64)
 
     # -- training, evaluation, prediction ----------------------------------------------------------------------------
 
@@ -241,11 +242,17 @@ class LinearModelBase(AffineModel, ABC):
         """Log ``<stage>_loss`` and, but for training, the stage's metrics (see :mod:`.epoch_logs`)."""
         self._epoch_loss.log_mean(self, stage, like=self.linear.weight)
         if stage != "train":
-            log_metrics(self, self.metrics[f"{stage}_metrics"], self.output_names if self.per_output_metrics else ())
+            log_metrics(self, self.stage_metrics(stage), self.output_names if self.per_output_metrics else ())
+
+    def stage_metrics(self, stage: str) -> MetricCollection:
+        """Return the metrics of ``stage`` (``"train"``, ``"val"`` or ``"test"``), a clone of configure_metrics'."""
+        metrics = self.metrics[f"{stage}_metrics"]
+        assert isinstance(metrics, MetricCollection)  # nn.ModuleDict types its values as Module
+        return metrics
 
     def update_metrics(self, stage: str, outputs: Tensor, targets: Tensor) -> None:
         """Update the stage's metrics from layer outputs z (B, num_outputs); default: ``(decode(z), targets)``."""
-        self.metrics[f"{stage}_metrics"].update(self.decode(outputs), targets)
+        self.stage_metrics(stage).update(self.decode(outputs), targets)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """One optimization step's loss on a training batch."""

@@ -61,6 +61,10 @@ class LinearRegression(LinearModelBase):
 
     task: ClassVar[Task] = "regression"
 
+    # Buffers, registered in __init__ (see AffineModel's feature_mean).
+    target_mean: Tensor
+    target_scale: Tensor
+
     def __init__(
         self,
         in_features: int,
@@ -94,7 +98,7 @@ class LinearRegression(LinearModelBase):
 
     def configure_callbacks(self) -> list[Callback]:
         """Log ``optimality_gap`` (training MSE minus least squares') every epoch, with or without the CLI."""
-        return [OptimalityGap()] if self.hparams.optimality_gap else []
+        return [OptimalityGap()] if self.hparams["optimality_gap"] else []
 
     def configure_metrics(self) -> MetricCollection:
         """MSE, MAE and R² per target (their means over targets are what ``val_mse`` etc. report)."""
@@ -116,7 +120,8 @@ class LinearRegression(LinearModelBase):
         """Target scale and mean, shape (K,) each."""
         return self.target_scale, self.target_mean
 
-    def set_scaling(
+    # Unlike AffineModel's, needs the target statistics too: setup passes all four of ScalingStatistics.
+    def set_scaling(  # type: ignore[override]
         self,
         feature_mean: Tensor,
         feature_scale: Tensor,

@@ -159,7 +159,7 @@ class LogisticRegression(LinearModelBase):
 
     def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         """Log-loss (or MSE on probabilities) of logits (B, 1 or C) against labels (B,)."""
-        if self.hparams.loss == "mse":
+        if self.hparams["loss"] == "mse":
             probabilities = self.probabilities(outputs)  # (B, C)
             one_hot = F.one_hot(targets.long(), self.num_classes).to(probabilities.dtype)
             if self.is_binary:
@@ -184,7 +184,7 @@ class LogisticRegression(LinearModelBase):
         """Binary metrics take the positive class's probability (B,); multi-class ones all C columns."""
         probabilities = self.probabilities(outputs)
         predictions = probabilities[:, 1] if self.is_binary else probabilities
-        self.metrics[f"{stage}_metrics"].update(predictions, targets.long())
+        self.stage_metrics(stage).update(predictions, targets.long())
 
     def setup(self, stage: str) -> None:
         """Besides the scaling, check the training labels against ``num_classes`` before the first step."""

@@ -25,6 +25,12 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf
 _MAX_LABEL_DIGITS = 4000
 
 
+def _raw_labels(table: Table) -> np.ndarray:
+    """Return a table's label column; only a predict file, which has no labels to encode, has none."""
+    assert table.targets is not None
+    return table.targets
+
+
 def _distinct_labels(labels: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Return the distinct labels of one file as text, and for each row the index of its label in that list.
 
@@ -73,7 +79,7 @@ def encode_labels(tables: list[tuple[Table, str]], column: str) -> tuple[list[np
         The labels of each file as int64 indices (n,), in the order of ``tables``, and the class names.
 
     """
-    distinct = [_distinct_labels(table.targets) for table, _ in tables]  # type: ignore[arg-type]
+    distinct = [_distinct_labels(_raw_labels(table)) for table, _ in tables]
 
     def refuse(is_bad: Callable[[str], bool], problem: str) -> None:
         """Raise an error naming the first row (in file order) whose label ``is_bad``."""

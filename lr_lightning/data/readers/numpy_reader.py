@@ -42,7 +42,7 @@ def _numeric_matrix(array: np.ndarray, what: str, allow_labels: bool = False) ->
     return array
 
 
-def _holds_objects(handle: typing.BinaryIO) -> bool:
+def _holds_objects(handle: typing.IO[bytes]) -> bool:
     """Tell whether a stream starts with a valid ``.npy`` header whose dtype holds Python objects.
 
     Only such a file may be called an object array; np.load also asks for ``allow_pickle`` when a file is not a
@@ -119,6 +119,7 @@ def _npz_array(
             try:
                 array = archive[key]
             except _UNREADABLE as error:
+                assert archive.zip is not None  # None only once the archive is closed
                 with archive.zip.open(f"{key}.npy") as handle:
                     if _holds_objects(handle):
                         raise InputError(f"{path}: array {key!r} {_OBJECTS}") from None
