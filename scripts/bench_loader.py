@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from lr_lightning.data import ArraysDataModule
+from lr_lightning.data import ArraysDataModule, ScalingStatistics
 from lr_lightning.models import LinearRegression
 
 
@@ -143,7 +143,7 @@ def measure(n_rows: int = 1_000_000, n_features: int = 100, batch_size: int = 40
     loader = DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=True)
     baseline_model = DataLoaderRegression(in_features=n_features, optimality_gap=False, optimizer=sgd)
     baseline_model.loader = loader
-    baseline_model.set_scaling(features.mean(0), features.std(0), torch.zeros(1), torch.ones(1))
+    baseline_model.set_scaling(ScalingStatistics(features.mean(0), features.std(0), torch.zeros(1), torch.ones(1)))
     baseline = lightning_epochs(baseline_model, 2, None)  # slow: one warm-up and one timed epoch
     return {
         "plain": statistics.median(plain[1:]),

@@ -10,27 +10,41 @@ import numpy as np
 import pytest
 import torch
 
-from lr_lightning.data import ArrayData, SyntheticClassificationDataModule
+from lr_lightning.data import ArrayData, ArraysDataModule, SyntheticClassificationDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LogisticRegression
-from lr_lightning.models.logistic import validate_labels
 from tests.helpers import CONFIGS, run_cli
 
 
 @pytest.mark.parametrize(
-    ("labels", "num_classes", "message"),
+    ("labels", "class_names", "message"),
     [
-        (torch.tensor([0.0, 0.5, 1.0]), 2, r"look continuous \(row 1 holds 0.5\)"),
-        (torch.tensor([0, 1, 2]), 2, r"label 2 \(row 2\) outside 0..1"),
-        (torch.tensor([0, -1, 1]), 3, r"label -1 \(row 1\) outside 0..2"),
-        (torch.tensor([1, 1, 1]), 2, r"a single class \(1\)"),
-        (torch.tensor([], dtype=torch.long), 2, "are empty"),
+        ([0.0, 0.5, 1.0, 1.0], None, r"look continuous \(row 1 holds 0.5\)"),
+        ([0.0, np.nan, 1.0, 1.0], None, r"look continuous \(row 1 holds nan\)"),
+        ([0, 1, 2, 1], ["a", "b"], r"row 2: label 2 outside 0..1"),
+        ([0, -1, 1, 1], ["a", "b", "c"], r"row 1: label -1 outside 0..2"),
+        ([1, 1, 1, 1], None, r"the training rows hold a single class \(1\)"),
+        ([], None, r"no data"),
     ],
 )
-def test_bad_labels_are_named(labels: torch.Tensor, num_classes: int, message: str) -> None:
+def test_bad_labels_are_named_once_by_the_data(labels: list, class_names: list | None, message: str) -> None:
+    """The data layer checks labels when it loads them; a fit never starts on them."""
+    features = np.arange(float(2 * len(labels))).reshape(len(labels), 2)
+    data = ArraysDataModule(features, np.array(labels), task="classification", class_names=class_names)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     with pytest.raises(InputError, match=message):
-        validate_labels(labels, num_classes)
-    validate_labels(torch.tensor([0, 1, 1, 0]), 2)  # good labels pass
+        trainer.fit(LogisticRegression(in_features=2, num_classes=len(class_names or "ab")), datamodule=data)
+    assert trainer.global_step == 0
+    good = ArraysDataModule(np.eye(4, 2), np.array([0.0, 1.0, 1.0, 0.0]), task="classification")
+    assert good.class_names == ["0", "1"] and good.data.targets.dtype == np.int64  # whole floats are classes
+
+
+def test_a_model_with_other_classes_than_the_data_is_refused_before_the_first_step() -> None:
+    data = SyntheticClassificationDataModule(n_samples=60, n_classes=3, n_informative=2)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(InputError, match=r"the data holds 3 classes \(0, 1, 2\) but the model has num_classes=2"):
+        trainer.fit(LogisticRegression(in_features=4), datamodule=data)
+    assert trainer.global_step == 0
 
 
 def test_single_class_in_training_split_stops_fit_before_the_first_step() -> None:

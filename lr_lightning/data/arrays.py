@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
+from lr_lightning.data.checks import class_labels
 from lr_lightning.data.contract import TASKS, ArrayData
 from lr_lightning.errors import require
 
@@ -54,8 +55,8 @@ class ArraysDataModule(InMemoryDataModule):
         feature_names, target_names, class_names = self._names
         feature_names = feature_names or [f"x{j}" for j in range(features.shape[1])]
         if self.task == "classification":
-            labels = np.asarray(targets).astype(np.int64)
-            class_names = class_names or [str(c) for c in range(int(labels.max()) + 1)]
+            labels = class_labels(np.asarray(targets).reshape(-1), "the arrays")
+            class_names = class_names or [str(c) for c in range(int(labels.max(initial=-1)) + 1)]
             return ArrayData(features, labels, feature_names, ["label"], class_names=class_names, source="the arrays")
         targets = np.asarray(targets)
         targets = targets.reshape(len(targets), -1)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FLOAT32_MAX",
     "check_finite",
+    "class_labels",
     "float32_overflow_message",
     "split_sizes",
     "stage_problems",
@@ -103,6 +104,26 @@ def split_sizes(n_rows: int, val_fraction: float, test_fraction: float) -> tuple
             f"that leaves {n_train} train, {n_val} val and {n_test} test rows"
         )
     return n_train, n_val, n_test
+
+
+def class_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """Labels (N,) of any numeric dtype as int64 class indices; refuse continuous values, naming the row.
+
+    A float target holding 0.5 is a regression target given to a classifier: casting it to an integer would
+    silently train on the wrong classes.
+    """
+    labels = np.asarray(labels)
+    if np.issubdtype(labels.dtype, np.floating):
+        fractional = ~np.isfinite(labels) | (labels != np.round(labels))
+        if fractional.any():
+            row = int(np.argmax(fractional))
+            raise InputError(
+                f"{where}: the labels look continuous (row {row} holds {labels[row].item()!r}); a classifier needs "
+                "class labels: use a regression model (task: regression) for continuous targets"
+            )
+    elif not np.issubdtype(labels.dtype, np.integer) and labels.dtype != np.bool_:
+        raise InputError(f"{where}: class labels must be integers, got an array of dtype {labels.dtype}")
+    return labels.astype(np.int64)
 
 
 def label_column(data: ArrayData) -> str:

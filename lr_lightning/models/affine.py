@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lr_lightning.data.contract import ScalingStatistics
 from lr_lightning.errors import InputError, require
 from lr_lightning.penalties import initialize_linear
 
@@ -104,8 +105,9 @@ class AffineModel(pl.LightningModule):
         bias = self.linear.bias - shift if self.linear.bias is not None else -shift
         return F.linear(features, weight, bias)
 
-    def set_scaling(self, feature_mean: Tensor, feature_scale: Tensor, **_: Tensor) -> None:
-        """Store the feature scaling fitted by the DataModule (shape (D,) each)."""
+    def set_scaling(self, statistics: ScalingStatistics) -> None:
+        """Store the feature scaling fitted by the DataModule (mean and scale of shape (D,) each)."""
+        feature_mean, feature_scale = statistics.feature_mean, statistics.feature_scale
         expected = (self.linear.in_features,)
         if tuple(feature_mean.shape) != expected or tuple(feature_scale.shape) != expected:
             raise InputError(

@@ -159,7 +159,7 @@ class LinearModelBase(AffineModel, ABC):
                 raise InputError(
                     f"{type(self).__name__} is a {self.task} model but {type(data).__name__} holds {data.task} data"
                 )
-            self.set_scaling(**vars(data.scaling_statistics()))
+            self.set_scaling(data.scaling_statistics())
         if self._trainer is not None and str(self.trainer.precision).startswith("64"):
             # module.double() leaves torchmetrics' states alone; accumulate the metrics in float64 too.
             for metrics_stage in STAGES:

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from lr_lightning.callbacks import OptimalityGap
-from lr_lightning.data.contract import Task
+from lr_lightning.data.contract import ScalingStatistics, Task
 from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase
 
@@ -120,17 +120,10 @@ class LinearRegression(LinearModelBase):
         """Target scale and mean, shape (K,) each."""
         return self.target_scale, self.target_mean
 
-    # Unlike AffineModel's, needs the target statistics too: setup passes all four of ScalingStatistics.
-    def set_scaling(  # type: ignore[override]
-        self,
-        feature_mean: Tensor,
-        feature_scale: Tensor,
-        target_mean: Tensor,
-        target_scale: Tensor,
-        **_: Tensor,
-    ) -> None:
+    def set_scaling(self, statistics: ScalingStatistics) -> None:
         """Store feature (D,) and target (K,) scaling fitted by the DataModule."""
-        super().set_scaling(feature_mean, feature_scale)
+        super().set_scaling(statistics)
+        target_mean, target_scale = statistics.target_mean, statistics.target_scale
         if target_mean.shape != self.target_mean.shape or target_scale.shape != self.target_scale.shape:
             raise InputError(
                 f"the data has {tuple(target_mean.shape)[-1]} targets but the model has "

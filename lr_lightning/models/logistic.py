@@ -14,47 +14,9 @@ from lr_lightning.data.contract import Task
 from lr_lightning.errors import InputError, require
 from lr_lightning.models.base import LinearModelBase
 
-__all__ = ["LOSSES", "LogisticRegression", "validate_labels"]
+__all__ = ["LOSSES", "LogisticRegression"]
 
 LOSSES = ("cross_entropy", "mse")
-
-
-def validate_labels(labels: Tensor, num_classes: int, where: str = "the training labels") -> None:
-    """Check class labels before training, with errors that say what is wrong.
-
-    ``BCEWithLogitsLoss`` accepts any float target without complaint, and a class index out of range on a GPU
-    becomes a device-side assert, so labels are checked here, once, on the CPU.
-
-    Args:
-        labels: labels of shape (N,).
-        num_classes: C; labels must be integers in ``0..C-1``.
-        where: what the labels are, for the message.
-
-    Raises:
-        InputError: continuous (non-integer) targets, labels outside ``0..C-1``, or a single class present.
-
-    """
-    if labels.numel() == 0:
-        raise InputError(f"{where} are empty")
-    if labels.is_floating_point():
-        fractional = labels != torch.round(labels)
-        if bool(fractional.any()):
-            row = int(fractional.nonzero()[0, 0])
-            raise InputError(
-                f"{where} look continuous (row {row} holds {labels[row].item()!r}): logistic regression needs "
-                "class labels; use a regression model for continuous targets"
-            )
-    values = labels.long()
-    low, high = int(values.min()), int(values.max())
-    if low < 0 or high >= num_classes:
-        bad = low if low < 0 else high
-        row = int((values == bad).nonzero()[0, 0])
-        raise InputError(
-            f"{where} hold label {bad} (row {row}) outside 0..{num_classes - 1} for num_classes={num_classes}"
-        )
-    present = torch.unique(values)
-    if present.numel() < 2:
-        raise InputError(f"{where} hold a single class ({int(present[0])}): a classifier needs at least two")
 
 
 class LogisticRegression(LinearModelBase):
@@ -187,13 +149,14 @@ class LogisticRegression(LinearModelBase):
         self.stage_metrics(stage).update(predictions, targets.long())
 
     def setup(self, stage: str) -> None:
-        """Besides the scaling, check the training labels against ``num_classes`` before the first step."""
+        """Besides the scaling, check that the data has the model's classes (the data checked its labels)."""
         super().setup(stage)
         data = self.training_data()
-        # On disk (no rows in memory) the labels were checked against the class names when the data was loaded.
-        rows = data.rows_in_memory("train") if stage == "fit" and data is not None else None
-        if rows is not None:
-            validate_labels(rows[1], self.num_classes)
+        if stage == "fit" and data is not None and len(data.output_names) != self.num_classes:
+            raise InputError(
+                f"the data holds {len(data.output_names)} classes ({', '.join(data.output_names)}) but the model "
+                f"has num_classes={self.num_classes}; set model.init_args.num_classes to {len(data.output_names)}"
+            )
 
     def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
         """One probability column per class (``p_<class>``) and the predicted ``label`` as a class name."""
