@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from lr_lightning.errors import InputError
+from lr_lightning.models.affine import NOT_HYPERPARAMETERS
 
 __all__ = [
     "FORBIDDEN_KEYS",
@@ -106,9 +107,8 @@ def check_model_checkpoint(
         raise InputError(
             f"{path}: 'state_dict' is {_describe(state)}, not a dict of tensors: not an lr_lightning model checkpoint"
         )
+    _require_string_keys(state, "state_dict", path)
     for name, value in state.items():
-        if not isinstance(name, str):
-            raise InputError(f"{path}: state_dict key {name!r} is not a string")
         if not isinstance(value, torch.Tensor):
             raise InputError(f"{path}: state_dict[{name!r}] is {_describe(value)}, not a tensor")
         if value.layout != torch.strided or not value.is_floating_point():
@@ -120,15 +120,35 @@ def check_model_checkpoint(
     return hparams
 
 
+def _require_string_keys(mapping: Mapping[Any, Any], what: str, path: str | os.PathLike) -> None:
+    """Refuse a key of ``mapping`` (a checkpoint's ``what``) that is not a string."""
+    for key in mapping:
+        if not isinstance(key, str):
+            raise InputError(f"{path}: {what} key {key!r} is not a string")
+
+
 def _describe(value: Any) -> str:
     return "missing" if value is None else f"a {type(value).__name__}"
 
 
 def _constructor_arguments(model_class: type[Any]) -> dict[str, inspect.Parameter]:
-    """Return the keyword arguments of ``model_class``'s constructor (no ``self``, ``*args``, ``**kwargs``)."""
-    parameters = inspect.signature(model_class.__init__).parameters.values()
+    """Return the hyperparameters ``model_class`` takes, with their defaults.
+
+    Its constructor's keyword arguments and, through ``**kwargs``, its base classes' (the model classes state the
+    shared options once), less :data:`~lr_lightning.models.affine.NOT_HYPERPARAMETERS`.
+    """
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name: p for p in list(parameters)[1:] if p.kind in kinds}
+    arguments: dict[str, inspect.Parameter] = {}
+    for cls in model_class.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        parameters = list(inspect.signature(vars(cls)["__init__"]).parameters.values())[1:]
+        for parameter in parameters:
+            if parameter.kind in kinds and parameter.name not in NOT_HYPERPARAMETERS:
+                arguments.setdefault(parameter.name, parameter)  # the subclass's default wins
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            break
+    return arguments
 
 
 def _check_plain(value: Any, where: str, path: str | os.PathLike, depth: int = 0) -> None:
@@ -160,9 +180,8 @@ def check_hyperparameters(raw: Any, path: str | os.PathLike, model_class: type |
         raise InputError(
             f"{path}: 'hyper_parameters' is {_describe(raw)}, not a dict: not an lr_lightning model checkpoint"
         )
+    _require_string_keys(raw, "hyper_parameters", path)
     for key, value in raw.items():
-        if not isinstance(key, str):
-            raise InputError(f"{path}: hyper_parameters key {key!r} is not a string")
         if key in FORBIDDEN_KEYS:
             raise InputError(
                 f"{path}: refused to load: hyper_parameters holds {key!r}, which would make Lightning build a class "

@@ -319,6 +319,7 @@ def test_load_exported_checks_the_json_against_the_tensors_before_building(
     (exported / "model.json").write_text(json.dumps(_tamper(metadata, change)))
     build = LinearModelBase.__init__
 
+    @functools.wraps(build)  # the checks read the constructor's signature
     def guarded(self: LinearModelBase, in_features: Any, *args: Any, **kwargs: Any) -> None:
         assert not (isinstance(in_features, int) and in_features > 1000), "model built before the checks"
         build(self, in_features, *args, **kwargs)

@@ -104,15 +104,10 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         require(0 <= seed <= MAX_SEED, "seed", f"in [0, {MAX_SEED}]", seed)
         total = val_fraction + test_fraction
         require(total < 1.0, "val_fraction + test_fraction", "< 1 to leave training rows", total)
-        self.batch_size = batch_size
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.standardize = standardize
-        self.standardize_targets = standardize_targets
-        self.shuffle = shuffle
-        self.seed = seed
-        self.in_memory = in_memory
-        self.block_rows = block_rows
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed  # batches
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction  # the split
+        self.standardize, self.standardize_targets = standardize, standardize_targets  # the scaling
+        self.in_memory, self.block_rows = in_memory, block_rows  # the store
         self._data: ArrayData | None = None
         self._description: DataDescription | None = None
         self._store_type: type[RowStore] | None = None

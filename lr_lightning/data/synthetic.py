@@ -14,13 +14,29 @@ from lr_lightning.errors import require
 __all__ = ["SyntheticClassificationDataModule", "SyntheticRegressionDataModule"]
 
 
-def _require_shape(n_samples: int, n_features: int) -> None:
-    """Refuse generators asked for no rows or no features."""
-    require(n_samples >= 1, "n_samples", ">= 1", n_samples)
-    require(n_features >= 1, "n_features", ">= 1", n_features)
+class GeneratedDataModule(InMemoryDataModule):
+    """Rows drawn by one of scikit-learn's generators, seeded by ``seed``: N rows of D features.
+
+    Args:
+        n_samples: N, the number of rows (>= 1).
+        n_features: D, the number of features (>= 1).
+        val_fraction: share of rows held out for validation (0 validates on all rows).
+        test_fraction: share of rows held out for testing (0 tests on all rows).
+        kwargs: the options every DataModule shares (``batch_size``, ``standardize``, ``seed``, ...), as
+            documented in :class:`~lr_lightning.data.base.InMemoryDataModule`; ``seed`` also draws the data.
+
+    """
+
+    def __init__(
+        self, n_samples: int, n_features: int, val_fraction: float = 0.2, test_fraction: float = 0.1, **kwargs: Any
+    ) -> None:
+        super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
+        require(n_samples >= 1, "n_samples", ">= 1", n_samples)
+        require(n_features >= 1, "n_features", ">= 1", n_features)
+        self.n_samples, self.n_features = n_samples, n_features
 
 
-class SyntheticClassificationDataModule(InMemoryDataModule):
+class SyntheticClassificationDataModule(GeneratedDataModule):
     """Labelled clusters from :func:`sklearn.datasets.make_classification` for the logistic model.
 
     Each class is a Gaussian cluster (or two, scikit-learn's default) around vertices of a hypercube of side
@@ -34,10 +50,8 @@ class SyntheticClassificationDataModule(InMemoryDataModule):
         n_informative: features that carry the class signal (<= ``n_features``).
         n_classes: C >= 2.
         class_sep: distance of the class clusters (larger is easier).
-        val_fraction: share of rows held out for validation (0 validates on all rows).
-        test_fraction: share of rows held out for testing (0 tests on all rows).
-        kwargs: the options every DataModule shares (``batch_size``, ``standardize``, ``shuffle``, ...), as
-            documented in :class:`~lr_lightning.data.base.InMemoryDataModule`; ``seed`` also draws the data.
+        kwargs: ``val_fraction`` (0.2), ``test_fraction`` (0.1) and the options every DataModule shares: see
+            :class:`GeneratedDataModule`.
 
     """
 
@@ -50,17 +64,12 @@ class SyntheticClassificationDataModule(InMemoryDataModule):
         n_informative: int = 2,
         n_classes: int = 2,
         class_sep: float = 1.0,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.1,
         **kwargs: Any,
     ) -> None:
-        super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
-        _require_shape(n_samples, n_features)
+        super().__init__(n_samples, n_features, **kwargs)
         require(1 <= n_informative <= n_features, "n_informative", f"in 1..n_features={n_features}", n_informative)
         require(n_classes >= 2, "n_classes", ">= 2", n_classes)
         require(0 < class_sep < math.inf, "class_sep", "> 0 and finite", class_sep)
-        self.n_samples = n_samples
-        self.n_features = n_features
         self.n_informative = n_informative
         self.n_classes = n_classes
         self.class_sep = class_sep
@@ -94,7 +103,7 @@ class SyntheticClassificationDataModule(InMemoryDataModule):
         )
 
 
-class SyntheticRegressionDataModule(InMemoryDataModule):
+class SyntheticRegressionDataModule(GeneratedDataModule):
     r"""Linear data with known coefficients from :func:`sklearn.datasets.make_regression`.
 
     :math:`y = X w + b + \varepsilon` with standard normal features X (N, D), ``n_informative`` non-zero
@@ -113,11 +122,9 @@ class SyntheticRegressionDataModule(InMemoryDataModule):
         n_targets: K, the number of targets.
         noise: standard deviation of the Gaussian noise added to the targets.
         bias: the true intercept of every target.
-        val_fraction: share of rows held out for validation (0 validates on all rows).
-        test_fraction: share of rows held out for testing (0 tests on all rows).
-        kwargs: the options every DataModule shares (``batch_size``, ``standardize``, ``standardize_targets``, ...), as
-            documented in :class:`~lr_lightning.data.base.InMemoryDataModule`; ``seed`` also draws the data.
-            make_regression's targets have a scale of ~100: ``standardize_targets`` helps plain SGD.
+        kwargs: ``val_fraction`` (0.2), ``test_fraction`` (0.1) and the options every DataModule shares: see
+            :class:`GeneratedDataModule`. make_regression's targets have a scale of ~100: ``standardize_targets``
+            helps plain SGD.
 
     """
 
@@ -129,19 +136,14 @@ class SyntheticRegressionDataModule(InMemoryDataModule):
         n_targets: int = 1,
         noise: float = 1.0,
         bias: float = 0.0,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.1,
         **kwargs: Any,
     ) -> None:
-        super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
-        _require_shape(n_samples, n_features)
+        super().__init__(n_samples, n_features, **kwargs)
         require(n_targets >= 1, "n_targets", ">= 1", n_targets)
         informative_ok = n_informative is None or 0 <= n_informative <= n_features
         require(informative_ok, "n_informative", f"in 0..n_features={n_features}", n_informative)
         require(0 <= noise < math.inf, "noise", ">= 0 and finite", noise)
         require(math.isfinite(bias), "bias", "finite", bias)
-        self.n_samples = n_samples
-        self.n_features = n_features
         self.n_informative = n_features if n_informative is None else n_informative
         self.n_targets = n_targets
         self.noise = noise

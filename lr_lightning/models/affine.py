@@ -20,7 +20,11 @@ from lr_lightning.data.contract import ScalingStatistics
 from lr_lightning.errors import InputError, require
 from lr_lightning.penalties import initialize_linear
 
-__all__ = ["AffineModel"]
+__all__ = ["NOT_HYPERPARAMETERS", "AffineModel"]
+
+#: Constructor arguments of the model classes that are not hyperparameters: the layer width, which each model
+#: derives from its own arguments, and the optimizer, which is code, not a plain value a checkpoint may hold.
+NOT_HYPERPARAMETERS = ("num_outputs", "optimizer")
 
 
 class AffineModel(pl.LightningModule):
@@ -54,6 +58,9 @@ class AffineModel(pl.LightningModule):
         init_std: float = 0.01,
     ) -> None:
         super().__init__()
+        # Here, in the innermost __init__, Lightning sees every constructor of the chain with its defaults (it
+        # walks up the __init__ frames); the concrete class's values win.
+        self.save_hyperparameters(ignore=list(NOT_HYPERPARAMETERS))
         require(in_features >= 1, "in_features", ">= 1", in_features)
         require(num_outputs >= 1, "the number of outputs", ">= 1", num_outputs)
         if feature_names is not None:

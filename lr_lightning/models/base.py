@@ -52,15 +52,13 @@ class LinearModelBase(AffineModel, ABC):
     Args:
         in_features: D, the number of input features (linked from the DataModule by the CLI).
         num_outputs: width of the affine layer: K targets, one logit (binary) or one per class.
-        bias: learn an intercept.
-        feature_names: names of the D features, used in coefficient tables and figures.
         l1_strength: L1 penalty strength on the weights (not the bias), >= 0; see :mod:`lr_lightning.penalties`.
         l2_strength: L2 penalty strength on the weights (not the bias), >= 0.
-        init: weight initialisation, ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
-        init_std: standard deviation of the ``"normal"`` initialisation.
         optimizer: builds the optimizer from the parameters, e.g. ``lambda params: torch.optim.LBFGS(params)``;
             default SGD with lr 0.1. Not a hyperparameter (checkpoints do not hold it); under the CLI the
             ``optimizer:`` group replaces it.
+        layer: the layer's options, ``bias``, ``feature_names``, ``init`` and ``init_std``: see
+            :class:`~lr_lightning.models.affine.AffineModel`.
 
     The training objective is the model's mean-reduced loss plus the weight penalty of :mod:`lr_lightning.penalties`
     (which also gives the scikit-learn equivalents); ``train_loss`` logs it, ``val_loss`` and ``test_loss`` log the
@@ -85,21 +83,15 @@ class LinearModelBase(AffineModel, ABC):
         self,
         in_features: int,
         num_outputs: int,
-        bias: bool = True,
-        feature_names: list[str] | None = None,
         l1_strength: float = 0.0,
         l2_strength: float = 0.0,
-        init: str = "default",
-        init_std: float = 0.01,
         optimizer: OptimizerCallable | None = None,
+        **layer: Any,
     ) -> None:
-        super().__init__(in_features, num_outputs, bias=bias, feature_names=feature_names, init=init, init_std=init_std)
+        super().__init__(in_features, num_outputs, **layer)
         self.l1_strength = validate_strength("l1_strength", l1_strength)
         self.l2_strength = validate_strength("l2_strength", l2_strength)
         require(optimizer is None or callable(optimizer), "optimizer", "a function of the parameters", optimizer)
-        # Records the concrete class's constructor arguments (Lightning walks up the __init__ frames). The layer
-        # width is derived from them, and the optimizer is code, not a plain value a checkpoint may hold.
-        self.save_hyperparameters(ignore=["num_outputs", "optimizer"])
         self.build_optimizer = optimizer
         self._built_optimizer = False  # whether configure_optimizers used it (the CLI replaces that method)
         self._epoch_loss = EpochLoss()
@@ -124,9 +116,10 @@ class LinearModelBase(AffineModel, ABC):
         Lightning's signature and results, without its URL downloads and ``_instantiator`` entries: see
         :func:`lr_lightning.models.loading.load_model` for the arguments and the errors.
         """
-        from lr_lightning.models.loading import load_model
+        from lr_lightning.models.loading import LoadOptions, load_model
 
-        return load_model(cls, checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs)
+        options = LoadOptions(map_location, hparams_file, strict, weights_only)
+        return load_model(cls, checkpoint_path, options, kwargs)
 
     # -- what a model file provides ------------------------------------------------------------------------------
 

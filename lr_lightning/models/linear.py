@@ -2,11 +2,10 @@ r"""Linear regression: one or several real-valued targets, mean squared error.""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
@@ -35,18 +34,13 @@ class LinearRegression(LinearModelBase):
     Args:
         in_features: D, the number of features (the CLI links it from ``data.num_features``).
         out_features: K, the number of targets (linked from ``data.num_targets``).
-        bias: learn an intercept.
         target_names: names of the K targets (linked from the data); name the prediction columns.
-        feature_names: names of the D features (linked from the data).
-        l1_strength: L1 penalty on the weights, >= 0 (added to the loss as in :mod:`lr_lightning.penalties`).
-        l2_strength: L2 penalty on the weights, >= 0.
-        init: ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
-        init_std: standard deviation of the ``"normal"`` initialisation.
         optimality_gap: log ``optimality_gap`` every epoch (:class:`~lr_lightning.callbacks.OptimalityGap`). It
             needs the least-squares fit of the training split, solved once per fit (about 3 s for
             1,000,000 x 100), so a benchmark of raw speed may turn it off.
-        optimizer: builds the optimizer from the parameters (see :class:`~lr_lightning.models.base.LinearModelBase`);
-            default SGD with lr 0.1.
+        kwargs: the options every model shares, ``bias``, ``feature_names``, ``l1_strength``, ``l2_strength``,
+            ``init``, ``init_std`` and ``optimizer``: see :class:`~lr_lightning.models.base.LinearModelBase`
+            (``optimizer`` builds the optimizer from the parameters; the CLI's ``optimizer:`` group replaces it).
 
     With penalties the objective is the loss above plus the weight penalty of :mod:`lr_lightning.penalties`,
     whose docstring gives the scikit-learn estimators (``Ridge``, ``Lasso``, ``ElasticNet``) with the same minimizer.
@@ -69,30 +63,14 @@ class LinearRegression(LinearModelBase):
         self,
         in_features: int,
         out_features: int = 1,
-        bias: bool = True,
         target_names: list[str] | None = None,
-        feature_names: list[str] | None = None,
-        l1_strength: float = 0.0,
-        l2_strength: float = 0.0,
-        init: str = "default",
-        init_std: float = 0.01,
         optimality_gap: bool = True,
-        optimizer: OptimizerCallable | None = None,
+        **kwargs: Any,
     ) -> None:
         if target_names is not None and len(target_names) != out_features:
             raise InputError(f"target_names has {len(target_names)} names but out_features={out_features}")
         self.target_names = list(target_names) if target_names else [f"y{i}" for i in range(out_features)]
-        super().__init__(
-            in_features,
-            out_features,
-            bias=bias,
-            feature_names=feature_names,
-            l1_strength=l1_strength,
-            l2_strength=l2_strength,
-            init=init,
-            init_std=init_std,
-            optimizer=optimizer,
-        )
+        super().__init__(in_features, out_features, **kwargs)
         self.register_buffer("target_mean", torch.zeros(out_features))
         self.register_buffer("target_scale", torch.ones(out_features))
 

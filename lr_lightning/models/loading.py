@@ -8,6 +8,7 @@ checks them with :func:`lr_lightning.checkpoint_contents.check_model_checkpoint`
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from lightning.pytorch.core.saving import _default_map_location
@@ -21,43 +22,54 @@ from lr_lightning.errors import InputError
 if TYPE_CHECKING:
     from lr_lightning.models.base import LinearModelBase
 
-__all__ = ["load_model"]
+__all__ = ["LoadOptions", "load_model"]
 
 _Model = TypeVar("_Model", bound="LinearModelBase")
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """Lightning's options of ``load_from_checkpoint``, besides the path and the hyperparameter overrides.
+
+    Attributes:
+        map_location: as for :func:`torch.load`; default: where the tensors were saved, or the CPU when that
+            device is absent (as Lightning).
+        hparams_file: not supported (the checkpoint holds the hyperparameters; pass overrides as keywords).
+        strict: refuse missing and unexpected tensors; default the model's ``strict_loading`` (True).
+        weights_only: ``None`` or ``True``; ``False`` is refused.
+
+    """
+
+    map_location: Any = None
+    hparams_file: str | os.PathLike | None = None
+    strict: bool | None = None
+    weights_only: bool | None = None
+
+
 def load_model(
-    cls: type[_Model],
-    checkpoint_path: str | os.PathLike | IO,
-    map_location: Any = None,
-    hparams_file: str | os.PathLike | None = None,
-    strict: bool | None = None,
-    weights_only: bool | None = None,
-    **kwargs: Any,
+    cls: type[_Model], checkpoint_path: str | os.PathLike | IO, options: LoadOptions, overrides: dict[str, Any]
 ) -> _Model:
     """Build a ``cls`` from a checkpoint, read by :func:`lr_lightning.checkpoint.load_checkpoint` only.
 
     The body of the models' ``load_from_checkpoint``: Lightning's signature and results (the model on the device
-    of the loaded weights, in the training mode a new module has; ``kwargs`` override the stored hyperparameters;
-    ``strict`` as for ``load_state_dict``), but the file is read with ``weights_only=True``, from a local path
-    only, and checked by :func:`lr_lightning.checkpoint_contents.check_model_checkpoint` before the model is built:
-    no URL download, no ``_instantiator``/``_class_path``, no tensor of the wrong shape or NaN weights.
+    of the loaded weights, in the training mode a new module has; ``overrides`` replace the stored
+    hyperparameters; ``strict`` as for ``load_state_dict``), but the file is read with ``weights_only=True``, from
+    a local path only, and checked by :func:`lr_lightning.checkpoint_contents.check_model_checkpoint` before the
+    model is built: no URL download, no ``_instantiator``/``_class_path``, no tensor of the wrong shape or NaN
+    weights.
 
     Args:
         cls: the model class.
         checkpoint_path: a local checkpoint file (a URL or a file object is refused).
-        map_location: as for :func:`torch.load`; default: where the tensors were saved, or the CPU when that
-            device is absent (as Lightning).
-        hparams_file: not supported (the checkpoint holds the hyperparameters; pass overrides as ``kwargs``).
-        strict: refuse missing and unexpected tensors; default the model's ``strict_loading`` (True).
-        weights_only: ``None`` or ``True``; ``False`` is refused.
-        **kwargs: hyperparameters that replace the stored ones.
+        options: Lightning's other options (see :class:`LoadOptions`).
+        overrides: hyperparameters that replace the stored ones.
 
     Raises:
         InputError: the path, the file or its contents are unusable (the message names the file and the key),
             ``hparams_file`` or ``weights_only=False`` was given.
 
     """
+    hparams_file, weights_only, strict = options.hparams_file, options.weights_only, options.strict
     if not isinstance(checkpoint_path, str | os.PathLike):
         raise TypeError(
             f"{cls.__name__}.load_from_checkpoint takes a local file path, not a {type(checkpoint_path).__name__}"
@@ -72,10 +84,10 @@ def load_model(
             f"{os.fspath(checkpoint_path)}: weights_only=False is refused: lr_lightning loads checkpoints with "
             "weights_only=True only (full unpickling can run code from the file)"
         )
-    checkpoint = load_checkpoint(checkpoint_path, map_location=map_location or _default_map_location)
+    checkpoint = load_checkpoint(checkpoint_path, map_location=options.map_location or _default_map_location)
     stored = checkpoint.get(cls.CHECKPOINT_HYPER_PARAMS_KEY)
-    if isinstance(stored, dict) or (stored is None and kwargs):
-        checkpoint = {**checkpoint, cls.CHECKPOINT_HYPER_PARAMS_KEY: {**(stored or {}), **kwargs}}
+    if isinstance(stored, dict) or (stored is None and overrides):
+        checkpoint = {**checkpoint, cls.CHECKPOINT_HYPER_PARAMS_KEY: {**(stored or {}), **overrides}}
     # Not strict yet: the model decides its strictness (strict_loading); the keys are compared with it below.
     hparams = check_model_checkpoint(checkpoint, checkpoint_path, model_class=cls, strict=False)
     try:

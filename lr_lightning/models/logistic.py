@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import AUROC, Accuracy, F1Score, MetricCollection
@@ -38,18 +37,13 @@ class LogisticRegression(LinearModelBase):
     Args:
         in_features: D, the number of features (linked from ``data.num_features``).
         num_classes: C >= 2 (linked from ``data.num_classes``).
-        bias: learn an intercept.
         loss: ``"cross_entropy"`` (the log-loss) or ``"mse"`` on the probabilities.
         class_names: names of the C classes (linked from the data); string labels come back as strings.
-        feature_names: names of the D features (linked from the data).
-        l1_strength: L1 penalty on the weights, >= 0.
-        l2_strength: L2 penalty on the weights, >= 0, not divided by the number of logits (the log-loss sums over
-            them); :mod:`lr_lightning.penalties` gives the penalty and scikit-learn's ``LogisticRegression(C)``
-            with the same minimizer.
-        init: ``"default"`` (PyTorch's), ``"zeros"`` or ``"normal"``.
-        init_std: standard deviation of the ``"normal"`` initialisation.
-        optimizer: builds the optimizer from the parameters (see :class:`~lr_lightning.models.base.LinearModelBase`);
-            default SGD with lr 0.1.
+        kwargs: the options every model shares, ``bias``, ``feature_names``, ``l1_strength``, ``l2_strength``,
+            ``init``, ``init_std`` and ``optimizer``: see :class:`~lr_lightning.models.base.LinearModelBase`
+            (``optimizer`` builds the optimizer from the parameters; the CLI's ``optimizer:`` group replaces it).
+            ``l2_strength`` is not divided by the number of logits (the log-loss sums over them);
+            :mod:`lr_lightning.penalties` gives scikit-learn's ``LogisticRegression(C)`` with the same minimizer.
 
     Attributes:
         coef_: weights in original feature units, shape (1, D) for binary, (C, D) otherwise, as scikit-learn.
@@ -65,15 +59,9 @@ class LogisticRegression(LinearModelBase):
         self,
         in_features: int,
         num_classes: int = 2,
-        bias: bool = True,
         loss: str = "cross_entropy",
         class_names: list[str] | None = None,
-        feature_names: list[str] | None = None,
-        l1_strength: float = 0.0,
-        l2_strength: float = 0.0,
-        init: str = "default",
-        init_std: float = 0.01,
-        optimizer: OptimizerCallable | None = None,
+        **kwargs: Any,
     ) -> None:
         require(num_classes >= 2, "num_classes", ">= 2", num_classes)
         require(loss in LOSSES, "loss", f"one of {LOSSES}", loss)
@@ -82,17 +70,7 @@ class LogisticRegression(LinearModelBase):
         self.num_classes = num_classes
         self.class_names = [str(c) for c in class_names] if class_names else [str(c) for c in range(num_classes)]
         num_outputs = 1 if num_classes == 2 else num_classes
-        super().__init__(
-            in_features,
-            num_outputs,
-            bias=bias,
-            feature_names=feature_names,
-            l1_strength=l1_strength,
-            l2_strength=l2_strength,
-            init=init,
-            init_std=init_std,
-            optimizer=optimizer,
-        )
+        super().__init__(in_features, num_outputs, **kwargs)
 
     @property
     def is_binary(self) -> bool:
