@@ -61,11 +61,12 @@ def test_ddp_writes_one_run(runs: dict[str, Path]) -> None:
     assert runs["ddp_stdout"].count("Best checkpoint") == 1
 
 
-def test_ddp_predict_writes_every_row_once(runs: dict[str, Path]) -> None:
+def test_ddp_predict_writes_every_row_once(runs: dict[str, Path], tmp_path: Path) -> None:
     checkpoint = runs["ddp"] / "runs" / "sourdough_ddp" / "version_0" / "checkpoints" / "latest.ckpt"
-    result = run_cli(["predict", "--config", DDP_CONFIG, "--ckpt_path", str(checkpoint)], cwd=runs["ddp"])
+    # In a folder of its own: the fit's folder stays as the other tests of this module expect, in any order.
+    result = run_cli(["predict", "--config", DDP_CONFIG, "--ckpt_path", str(checkpoint)], cwd=tmp_path)
     assert result.stdout.count("Predictions written to") == 1
-    files = list((runs["ddp"] / "runs" / "sourdough_ddp").glob("version_*/predictions.csv"))
+    files = list((tmp_path / "runs" / "sourdough_ddp").glob("version_*/predictions.csv"))
     assert len(files) == 1
     with files[0].open() as handle:
         rows = list(csv.DictReader(handle))
