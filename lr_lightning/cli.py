@@ -40,6 +40,7 @@ from lr_lightning.checkpoint import AtomicCheckpointIO
 from lr_lightning.cli_checkpoint import check_features_match, checkpoint_hyperparameters, resolve_ckpt_path
 from lr_lightning.cli_errors import errors_in_one_line, input_error_in
 from lr_lightning.cli_scope import run_scope
+from lr_lightning.cli_tasks import match_data_task_to_model
 from lr_lightning.config_checks import (
     LINKED_HPARAMS,
     check_run_folders,
@@ -143,6 +144,7 @@ class LRLightningCLI(LightningCLI):
                     "(full unpickling can run code from the file)"
                 )
             config["weights_only"] = True
+        match_data_task_to_model(config)
         use_exclusive_tensorboard_logger(config)
         check_run_folders(config, self.subcommand)
         if self.subcommand in ("validate", "test", "predict"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,13 @@ def test_cli_parser_sees_every_option() -> None:
     help_text = parser.format_help()
     for option in ("--data.standardize_targets {true,false}", "--data.in_memory {true,false,null}"):
         assert option in help_text  # typed as in the base, not untyped as a bare **kwargs would be
+
+
+def test_a_missing_relative_path_names_the_folder_it_was_looked_up_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = re.escape(str(tmp_path))
+    expected = rf"^data/houses.csv: no such file \(a relative path, looked up in {folder}\)$"
+    with pytest.raises(InputError, match=expected):
+        read_table("data/houses.csv", None, None, labels=False, need_targets=True)

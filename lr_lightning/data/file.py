@@ -60,7 +60,8 @@ class FileDataModule(InMemoryDataModule):
             files are given.
         targets: target column name(s); default: the last column. Classification takes exactly one.
         features: feature column name(s); default: every column that is not a target.
-        task: ``"regression"`` or ``"classification"``.
+        task: ``"regression"`` or ``"classification"``; ``None`` (the default): the model's under the CLI (a
+            ``LogisticRegression`` makes it classification), regression otherwise.
         val_path: a file of validation rows, same format and columns as ``path``.
         test_path: a file of test rows.
         predict_path: a file of rows to predict on.
@@ -77,7 +78,7 @@ class FileDataModule(InMemoryDataModule):
         path: str,
         targets: str | list[str] | None = None,
         features: str | list[str] | None = None,
-        task: str = "regression",
+        task: str | None = None,
         val_path: str | None = None,
         test_path: str | None = None,
         predict_path: str | None = None,
@@ -85,6 +86,7 @@ class FileDataModule(InMemoryDataModule):
         test_fraction: float = 0.1,
         **kwargs: Any,
     ) -> None:
+        task = task or "regression"
         if task != "regression":
             kwargs["standardize_targets"] = False  # class labels are indices, never standardized
         super().__init__(val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)

@@ -103,7 +103,8 @@ def read_table(
     if file.is_dir():
         raise InputError(f"{path}: is a directory, not a data file")
     if not file.is_file():
-        raise InputError(f"{path}: no such file")
+        where = "" if file.is_absolute() else f" (a relative path, looked up in {Path.cwd()})"
+        raise InputError(f"{path}: no such file{where}")
     suffix = file.suffix.lower()
     reader = READERS.get(suffix)
     if reader is None:
