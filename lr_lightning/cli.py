@@ -121,7 +121,8 @@ class LRLightningCLI(LightningCLI):
             return
         model_config = config.get("model")
         class_path = model_config.get("class_path") if model_config is not None else None
-        self._checkpoint_hparams = hparams = checkpoint_hyperparameters(ckpt_path, class_path)
+        hparams = checkpoint_hyperparameters(ckpt_path, class_path, subcommand, config.get("trainer") or {})
+        self._checkpoint_hparams = hparams
         if class_path:
             unlinked = {key: value for key, value in hparams.items() if key not in LINKED_HPARAMS}
             overrides = {"class_path": class_path, "init_args": unlinked}

@@ -64,8 +64,13 @@ def resolve_ckpt_path(subcommand: str, config: Any) -> str | None:
     return ckpt_path or None
 
 
-def checkpoint_hyperparameters(ckpt_path: str, class_path: str | None) -> dict[str, Any]:
+def checkpoint_hyperparameters(
+    ckpt_path: str, class_path: str | None, subcommand: str, trainer_config: Mapping[str, Any]
+) -> dict[str, Any]:
     """Load ``ckpt_path`` (``weights_only=True``) and return its hyperparameters, checked against ``class_path``.
+
+    For ``fit``, a checkpoint that already reached ``trainer.max_epochs`` (or ``max_steps``) is refused: resuming
+    it would train nothing and leave an empty run folder.
 
     Lightning's own ``--ckpt_path`` handling needs the ``_class_path`` that ``load_from_checkpoint_support`` writes
     into every checkpoint; this keeps checkpoints free of it and uses the model class named in the config, after
@@ -75,7 +80,39 @@ def checkpoint_hyperparameters(ckpt_path: str, class_path: str | None) -> dict[s
     if class_path:
         module_name, _, class_name = class_path.rpartition(".")
         model_class = getattr(importlib.import_module(module_name), class_name)
-    return check_model_checkpoint(load_checkpoint(ckpt_path), ckpt_path, model_class=model_class)
+    checkpoint = load_checkpoint(ckpt_path)
+    hparams = check_model_checkpoint(checkpoint, ckpt_path, model_class=model_class)
+    if subcommand == "fit":
+        _refuse_finished_fit(checkpoint, ckpt_path, trainer_config)
+    return hparams
+
+
+#: Lightning's ``max_epochs`` when neither it nor ``max_steps`` is set.
+LIGHTNING_DEFAULT_MAX_EPOCHS = 1000
+
+
+def _refuse_finished_fit(checkpoint: Mapping[str, Any], ckpt_path: str, trainer: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` when the checkpoint has done every epoch (or step) the trainer would run."""
+    try:
+        epochs_done = int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        epochs_done = int(checkpoint.get("epoch", -1)) + 1  # a checkpoint without loop state
+    steps_done = int(checkpoint.get("global_step", 0))
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    max_steps = -1 if max_steps is None else max_steps
+    if max_epochs is None:
+        max_epochs = -1 if max_steps != -1 else LIGHTNING_DEFAULT_MAX_EPOCHS
+    if max_steps != -1 and steps_done >= max_steps:
+        raise InputError(
+            f"{ckpt_path}: this checkpoint already reached trainer.max_steps={max_steps} (step {steps_done}): "
+            f"nothing is left to train; raise --trainer.max_steps to go on, or test or predict with it"
+        )
+    if max_epochs != -1 and epochs_done >= max_epochs:
+        raise InputError(
+            f"{ckpt_path}: this checkpoint already reached trainer.max_epochs={max_epochs} (it finished epoch "
+            f"{epochs_done}): nothing is left to train; raise --trainer.max_epochs (e.g. to {epochs_done + max_epochs})"
+            " to go on, or test or predict with it"
+        )
 
 
 def check_features_match(hparams: Mapping[str, Any], data: TrainingData) -> None:

@@ -291,3 +291,16 @@ def test_sigkill_mid_run_then_resume_is_bit_identical(tmp_path: Path) -> None:
     assert resumed["epoch"] == uninterrupted["epoch"] == 7
     for name, tensor in uninterrupted["state_dict"].items():
         assert torch.equal(resumed["state_dict"][name], tensor), name
+
+
+def test_resuming_a_finished_fit_says_so_and_writes_nothing(tmp_path: Path, trained: Path) -> None:
+    """The fixture fit ran trainer.max_epochs=5: the same fit from its latest checkpoint would train nothing."""
+    runs = tmp_path / "runs"
+    args = ["fit", "--config", CONFIG, "--ckpt_path", str(trained / "latest.ckpt")]
+    with pytest.raises(InputError, match=r"already reached trainer.max_epochs=5 \(it finished epoch 5\): nothing"):
+        cli([*args, "--trainer.max_epochs", "5", f"--trainer.logger.init_args.save_dir={runs}"])
+    with pytest.raises(InputError, match=r"already reached trainer.max_steps=3 \(step 5\)"):
+        cli([*args, "--trainer.max_steps", "3", f"--trainer.logger.init_args.save_dir={runs}"])
+    assert not runs.exists()
+    resumed = cli([*args, "--trainer.max_epochs", "6", f"--trainer.logger.init_args.save_dir={runs}"])
+    assert resumed.trainer.current_epoch == 6  # one more epoch, then stopped
