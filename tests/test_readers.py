@@ -91,3 +91,25 @@ def test_a_missing_relative_path_names_the_folder_it_was_looked_up_in(
     expected = rf"^data/houses.csv: no such file \(a relative path, looked up in {folder}\)$"
     with pytest.raises(InputError, match=expected):
         read_table("data/houses.csv", None, None, labels=False, need_targets=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            ",a,b,y\n0,1,2,3\n1,4,5,6\n",
+            r"row 1, column 1: empty column name in the header; a pandas index\? write the file with "
+            r"to_csv\(index=False\)$",
+        ),
+        (
+            "a;b;y\n1;2;3\n4;5;6\n",
+            r"row 1: the header is one column 'a;b;y': the file is separated by ';', not by commas; save it as "
+            r"comma-separated CSV$",
+        ),
+    ],
+)
+def test_csv_files_from_other_tools_get_a_hint(text: str, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "table.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        read_table(str(path), None, None, labels=False, need_targets=True)

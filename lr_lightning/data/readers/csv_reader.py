@@ -41,7 +41,15 @@ def _read_header(path: Path) -> list[str]:
     names = [name.strip() for name in header]
     for column, name in enumerate(names, start=1):
         if not name:
-            raise InputError(f"{path}, row 1, column {column}: empty column name in the header")
+            # pandas' to_csv() writes its index as a first column without a name.
+            hint = "; a pandas index? write the file with to_csv(index=False)" if column == 1 else ""
+            raise InputError(f"{path}, row 1, column {column}: empty column name in the header{hint}")
+    other = next((separator for separator in (";", "\t", "|") if len(names) == 1 and separator in names[0]), None)
+    if other is not None:
+        raise InputError(
+            f"{path}, row 1: the header is one column {names[0]!r}: the file is separated by {other!r}, not by "
+            "commas; save it as comma-separated CSV"
+        )
     check_unique(names, "column names", str(path))
     return names
 
