@@ -187,7 +187,7 @@ def test_load_from_checkpoint_keeps_lightnings_signature_and_results(
     path = save(model_checkpoint(original), tmp_path / "model.ckpt")
     features = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
     loaded = model_class.load_from_checkpoint(str(path))
-    assert type(loaded) is model_class and loaded.training  # the mode Lightning returns a module in
+    assert type(loaded) is model_class and not loaded.training  # eval mode: ready to predict
     assert loaded.device == torch.device("cpu")
     with torch.no_grad():
         torch.testing.assert_close(loaded(features), original(features), rtol=0, atol=0)

@@ -30,6 +30,7 @@ from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import Task, TrainingData
 from lr_lightning.errors import InputError, require
 from lr_lightning.models.affine import AffineModel
+from lr_lightning.models.arrays_api import ArrayPredictions
 from lr_lightning.models.epoch_logs import EpochLoss, log_metrics
 from lr_lightning.models.optimizer_step import (
     TrainingDivergedError,
@@ -46,7 +47,7 @@ STAGES = ("train", "val", "test")
 _Model = TypeVar("_Model", bound="LinearModelBase")
 
 
-class LinearModelBase(AffineModel, ABC):
+class LinearModelBase(ArrayPredictions, AffineModel, ABC):
     r"""Shared base of the linear models.
 
     Args:
@@ -113,8 +114,8 @@ class LinearModelBase(AffineModel, ABC):
     ) -> _Model:
         """Build the model from a local checkpoint file, read with ``weights_only=True`` and checked first.
 
-        Lightning's signature and results, without its URL downloads and ``_instantiator`` entries: see
-        :func:`lr_lightning.models.loading.load_model` for the arguments and the errors.
+        Lightning's signature and results (but in eval mode, ready to predict), without its URL downloads and
+        ``_instantiator`` entries: see :func:`lr_lightning.models.loading.load_model` for the arguments and errors.
         """
         from lr_lightning.models.loading import LoadOptions, load_model
 

@@ -52,7 +52,7 @@ def load_model(
     """Build a ``cls`` from a checkpoint, read by :func:`lr_lightning.checkpoint.load_checkpoint` only.
 
     The body of the models' ``load_from_checkpoint``: Lightning's signature and results (the model on the device
-    of the loaded weights, in the training mode a new module has; ``overrides`` replace the stored
+    of the loaded weights, but in eval mode, ready to predict; ``overrides`` replace the stored
     hyperparameters; ``strict`` as for ``load_state_dict``), but the file is read with ``weights_only=True``, from
     a local path only, and checked by :func:`lr_lightning.checkpoint_contents.check_model_checkpoint` before the
     model is built: no URL download, no ``_instantiator``/``_class_path``, no tensor of the wrong shape or NaN
@@ -127,4 +127,5 @@ def load_model(
         rank_zero_warn(f"Found keys that are in the model state dict but not in the checkpoint: {missing}")
     if not strict and unexpected:
         rank_zero_warn(f"Found keys that are not in the model state dict but in the checkpoint: {unexpected}")
+    model.eval()  # ready to predict; a Trainer puts it back in training mode for fit
     return model.to(state["linear.weight"].device)

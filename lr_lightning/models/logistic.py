@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -135,6 +136,21 @@ class LogisticRegression(LinearModelBase):
                 f"the data holds {len(data.output_names)} classes ({', '.join(data.output_names)}) but the model "
                 f"has num_classes={self.num_classes}; set model.init_args.num_classes to {len(data.output_names)}"
             )
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        """Class probabilities (N, C) for features (N, D) of any numeric array type, columns in ``class_names``."""
+        return self._outputs(features)
+
+    def predict(self, features: Any) -> np.ndarray:
+        """Return the most probable class name of each row, shape (N,)."""
+        return np.asarray(self.class_names, dtype=object)[self._outputs(features).argmax(axis=1)]
+
+    def score(self, features: Any, targets: Any) -> float:
+        """Accuracy of :meth:`predict` against class labels (names, or labels that print as the names)."""
+        from sklearn.metrics import accuracy_score
+
+        labels = np.asarray([str(label) for label in np.asarray(targets).reshape(-1)], dtype=object)
+        return float(accuracy_score(labels, self.predict(features)))
 
     def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
         """One probability column per class (``p_<class>``) and the predicted ``label`` as a class name."""
