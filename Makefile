@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU build of PyTorch; an unpinned torch would pull a multi-GB CUDA build.
+# The torch build, installed first; pip arguments may follow (e.g. an index of CPU wheels), so it is not quoted.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
@@ -15,11 +15,11 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the CPU torch build, then the package (skipped when done)
+install: $(STAMP)  ## create .venv and install torch ($(TORCH_SPEC)), then the package (skipped when done)
 
 demo: $(STAMP)  ## fit sourdough, test the best checkpoint, compare with least squares
 	$(BIN)/python scripts/demo.py
