@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install torch ($(TORCH_SPEC)), then the package (skipped when done)
+install: $(STAMP)  ## create .venv and install torch (TORCH_SPEC, torch==2.13.0), then the package (skipped when done)
 
 demo: $(STAMP)  ## fit sourdough, test the best checkpoint, compare with least squares
 	$(BIN)/python scripts/demo.py
