@@ -63,6 +63,11 @@ DEFAULT_LOGGER = {
     "init_args": {"save_dir": "runs", "name": "default", "default_hp_metric": False},
 }
 
+#: The model and data when a config names none, so that ``lr-lightning fit --print_config`` prints a config that
+#: runs as it is (the course's sourdough table); ``--model X --data Y --print_config`` gives one for others.
+DEFAULT_MODEL = {"class_path": "lr_lightning.models.MultiOutputRegression"}
+DEFAULT_DATA = {"class_path": "lr_lightning.data.SourdoughDataModule"}
+
 #: The optimizer when a config names none; configs choose their own in ``optimizer:``.
 DEFAULT_OPTIMIZER = {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.1}}
 
@@ -107,7 +112,14 @@ class LRLightningCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRateLogger, "lr_monitor")
 
         parser.add_optimizer_args((Optimizer,))
-        parser.set_defaults({"optimizer": DEFAULT_OPTIMIZER, "trainer.logger": DEFAULT_LOGGER})
+        parser.set_defaults(
+            {
+                "optimizer": DEFAULT_OPTIMIZER,
+                "trainer.logger": DEFAULT_LOGGER,
+                "model": DEFAULT_MODEL,
+                "data": DEFAULT_DATA,
+            }
+        )
 
     def _parse_ckpt_path(self) -> None:
         """Resolve and check ``--ckpt_path``; take the model's hyperparameters from it (see :mod:`.cli_checkpoint`)."""

@@ -141,3 +141,11 @@ def test_cli_leaves_warning_filters_and_environment_as_they_were(
     assert dict(os.environ) == environment
     hidden = ("configure_optimizers` will be overridden", "LeafSpec", "was deprecated in v", "dirpath has changed")
     assert not [str(w.message) for w in recwarn if any(text in str(w.message) for text in hidden)]
+
+
+def test_print_config_prints_a_config_that_runs_as_it_is(tmp_path: Path) -> None:
+    printed = run_cli(["fit", "--print_config"], cwd=tmp_path)
+    assert "model: null" not in printed.stdout and "data: null" not in printed.stdout
+    (tmp_path / "printed.yaml").write_text(printed.stdout)
+    run_cli(["fit", "--config", "printed.yaml", "--trainer.max_epochs", "2"], cwd=tmp_path)
+    assert (tmp_path / "runs" / "default" / "version_0" / "checkpoints" / "latest.ckpt").is_file()
