@@ -35,7 +35,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
 from lr_lightning import config_guard
-from lr_lightning.callbacks import CSVPredictionWriter
+from lr_lightning.callbacks import CSVPredictionWriter, reachable_least_squares
 from lr_lightning.checkpoint import AtomicCheckpointIO
 from lr_lightning.cli_checkpoint import check_features_match, checkpoint_hyperparameters, resolve_ckpt_path
 from lr_lightning.cli_errors import errors_in_one_line, input_error_in
@@ -48,10 +48,11 @@ from lr_lightning.config_checks import (
     name_the_option,
     use_exclusive_tensorboard_logger,
 )
-from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
+from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard, coefficient_table
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError, one_line
+from lr_lightning.fit_summary import ValidationHistory, format_fit_summary
 from lr_lightning.models.base import LinearModelBase
 
 __all__ = ["LRLightningCLI", "cli", "main"]
@@ -110,6 +111,7 @@ class LRLightningCLI(LightningCLI):
         # TensorBoard: figures every N validation epochs, the coefficient table, final-metric hparams, the LR.
         parser.add_lightning_class_args(TensorBoardDashboard, "dashboard")
         parser.add_lightning_class_args(LearningRateLogger, "lr_monitor")
+        parser.add_lightning_class_args(ValidationHistory, "validation_history")  # for the summary after fit
 
         parser.add_optimizer_args((Optimizer,))
         parser.set_defaults(
@@ -204,10 +206,16 @@ class LRLightningCLI(LightningCLI):
         return trainer
 
     def after_fit(self) -> None:
-        """Say where the run went: checkpoints and the TensorBoard command."""
+        """Say how good the model is (best and last epoch, coefficients) and where the run went."""
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
         if self.trainer.global_rank != 0:
             return
+        final = {name: float(value) for name, value in self.trainer.callback_metrics.items() if value.numel() == 1}
+        table = self._coefficients()
+        history = self._get(self.config_init, "validation_history")
+        records = history.history if isinstance(history, ValidationHistory) else []
+        for line in format_fit_summary(records, final, table):
+            print(line)
         best = self.best_checkpoint_path
         latest = self.latest_checkpoint_path
         if best:
@@ -217,6 +225,17 @@ class LRLightningCLI(LightningCLI):
         if log_dir:
             print(f"Run folder: {log_dir}")
             print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
+
+    def _coefficients(self) -> str | None:
+        """Return the coefficient table in original units, beside the least squares the model can reach."""
+        model, data = self.model, self.datamodule
+        if not isinstance(model, LinearModelBase):
+            return None
+        solution = None
+        if model.task == "regression" and isinstance(data, TrainingData):
+            solution = reachable_least_squares(data, model.fit_intercept)  # solved once per fit, cached by the data
+        reference = (solution.coef_, solution.intercept_) if solution is not None else None
+        return coefficient_table(model, reference)
 
     def _checkpoint_callback(self, key: str) -> ModelCheckpoint | None:
         target = self._get(self.config_init, key)

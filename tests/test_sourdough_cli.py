@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -149,3 +150,21 @@ def test_print_config_prints_a_config_that_runs_as_it_is(tmp_path: Path) -> None
     (tmp_path / "printed.yaml").write_text(printed.stdout)
     run_cli(["fit", "--config", "printed.yaml", "--trainer.max_epochs", "2"], cwd=tmp_path)
     assert (tmp_path / "runs" / "default" / "version_0" / "checkpoints" / "latest.ckpt").is_file()
+
+
+def test_fit_ends_with_a_summary_of_the_model(fitted: dict) -> None:
+    """The best epoch (the best checkpoint's) with its metrics, the last epoch's, and the coefficients."""
+    lines = fitted["stdout"].splitlines()
+    best_epoch = int(re.search(r"epoch=(\d+)", fitted["best"].name).group(1))
+    [best] = [line for line in lines if line.startswith("Best epoch")]
+    assert best.startswith(f"Best epoch {best_epoch} (by val_loss): val_loss ") and "val_r2" in best
+    [last] = [line for line in lines if line.startswith("Last epoch")]
+    assert last.startswith("Last epoch 59: val_loss ") and "optimality_gap" in last
+    gap = float(re.search(r"optimality_gap (\S+)", last).group(1).rstrip(","))
+    assert abs(gap) < 1e-3 * OPTIMUM_MSE
+    reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
+    row = next(line for line in lines if line.startswith("| flavour | acidity_ph |"))
+    learned, exact = (float(cell) for cell in row.strip("|").split("|")[2:4])
+    assert exact == pytest.approx(reference.coef_[0, 1], rel=1e-5)
+    assert learned == pytest.approx(exact, rel=1e-3)
+    assert lines.index(last) < lines.index(row) < next(i for i, line in enumerate(lines) if "Run folder" in line)

@@ -1,0 +1,64 @@
+"""What the end of ``lr-lightning fit`` says about the model: the best and the last epoch, the gap, the coefficients.
+
+:class:`ValidationHistory` records the epoch-level metrics of every validation (rank 0 reads them after fit);
+:func:`format_fit_summary` turns them, with the coefficient table in original units, into the lines printed above
+the checkpoint paths.
+"""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+
+__all__ = ["ValidationHistory", "format_fit_summary"]
+
+#: Metrics shown for an epoch, in this order, when the run logged them.
+SHOWN = ("val_loss", "val_r2", "val_mse", "val_mae", "val_acc", "val_auroc", "val_f1", "train_loss", "optimality_gap")
+
+
+class ValidationHistory(Callback):
+    """Keep the metrics each validation epoch ended with: ``history[i] = (epoch, {name: value})``."""
+
+    def __init__(self) -> None:
+        self.history: list[tuple[int, dict[str, float]]] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start each fit with an empty history."""
+        self.history = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Record this validation's epoch metrics (logged by the model before this hook)."""
+        if trainer.sanity_checking:
+            return
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1}
+        self.history.append((trainer.current_epoch, metrics))
+
+
+def _metrics_line(metrics: dict[str, float], prefix: str = "") -> str:
+    return ", ".join(f"{name} {metrics[name]:.6g}" for name in SHOWN if name in metrics and name.startswith(prefix))
+
+
+def format_fit_summary(
+    history: list[tuple[int, dict[str, float]]], final: dict[str, float], coefficients: str | None
+) -> list[str]:
+    """Lines for the end of fit: the best epoch by ``val_loss`` and its metrics, the last epoch's, the coefficients.
+
+    Args:
+        history: :attr:`ValidationHistory.history`.
+        final: the metrics the fit ended with (the trainer's ``callback_metrics``), for the gap and train_loss.
+        coefficients: the coefficient table in original units (Markdown), or ``None``.
+
+    """
+    lines = []
+    scored = [(epoch, metrics) for epoch, metrics in history if "val_loss" in metrics]
+    if scored:
+        best_epoch, best = min(scored, key=lambda item: item[1]["val_loss"])
+        # Only the validation metrics: train_loss is logged after validation, so it would be the epoch before's.
+        lines.append(f"Best epoch {best_epoch} (by val_loss): {_metrics_line(best, prefix='val_')}")
+    last = {**(history[-1][1] if history else {}), **final}
+    if last:
+        epoch = f" {history[-1][0]}" if history else ""
+        lines.append(f"Last epoch{epoch}: {_metrics_line(last)}")
+    if coefficients:
+        lines += ["Coefficients in original units:", coefficients]
+    return lines
