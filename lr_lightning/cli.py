@@ -35,7 +35,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
 from lr_lightning import config_guard
-from lr_lightning.callbacks import CSVPredictionWriter, reachable_least_squares
+from lr_lightning.callbacks import CSVPredictionWriter
 from lr_lightning.checkpoint import AtomicCheckpointIO
 from lr_lightning.cli_checkpoint import check_features_match, checkpoint_hyperparameters, resolve_ckpt_path
 from lr_lightning.cli_errors import errors_in_one_line, input_error_in
@@ -48,11 +48,11 @@ from lr_lightning.config_checks import (
     name_the_option,
     use_exclusive_tensorboard_logger,
 )
-from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard, coefficient_table
+from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError, one_line
-from lr_lightning.fit_summary import ValidationHistory, format_fit_summary
+from lr_lightning.fit_summary import ValidationHistory, coefficient_summary, format_fit_summary
 from lr_lightning.models.base import LinearModelBase
 
 __all__ = ["LRLightningCLI", "cli", "main"]
@@ -211,7 +211,7 @@ class LRLightningCLI(LightningCLI):
         if self.trainer.global_rank != 0:
             return
         final = {name: float(value) for name, value in self.trainer.callback_metrics.items() if value.numel() == 1}
-        table = self._coefficients()
+        table = coefficient_summary(self.model, self.datamodule)
         history = self._get(self.config_init, "validation_history")
         records = history.history if isinstance(history, ValidationHistory) else []
         for line in format_fit_summary(records, final, table):
@@ -225,17 +225,6 @@ class LRLightningCLI(LightningCLI):
         if log_dir:
             print(f"Run folder: {log_dir}")
             print(f"TensorBoard: tensorboard --logdir {os.path.dirname(log_dir)}")
-
-    def _coefficients(self) -> str | None:
-        """Return the coefficient table in original units, beside the least squares the model can reach."""
-        model, data = self.model, self.datamodule
-        if not isinstance(model, LinearModelBase):
-            return None
-        solution = None
-        if model.task == "regression" and isinstance(data, TrainingData):
-            solution = reachable_least_squares(data, model.fit_intercept)  # solved once per fit, cached by the data
-        reference = (solution.coef_, solution.intercept_) if solution is not None else None
-        return coefficient_table(model, reference)
 
     def _checkpoint_callback(self, key: str) -> ModelCheckpoint | None:
         target = self._get(self.config_init, key)

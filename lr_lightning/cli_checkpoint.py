@@ -13,14 +13,13 @@ A URL, a missing, truncated or corrupt file, a pickle payload or an ``_instantia
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from lr_lightning.checkpoint import load_checkpoint
 from lr_lightning.checkpoint_contents import check_model_checkpoint
-from lr_lightning.config_checks import experiment_dir
+from lr_lightning.config_checks import experiment_dir, named_class
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError
 from lr_lightning.run_folders import CHECKPOINT_ALIASES, newest_fit_checkpoint
@@ -76,10 +75,7 @@ def checkpoint_hyperparameters(
     into every checkpoint; this keeps checkpoints free of it and uses the model class named in the config, after
     checking that the checkpoint was saved by that class.
     """
-    model_class = None
-    if class_path:
-        module_name, _, class_name = class_path.rpartition(".")
-        model_class = getattr(importlib.import_module(module_name), class_name)
+    model_class = named_class(class_path)
     checkpoint = load_checkpoint(ckpt_path)
     hparams = check_model_checkpoint(checkpoint, ckpt_path, model_class=model_class)
     if subcommand == "fit":

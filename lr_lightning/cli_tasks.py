@@ -8,9 +8,9 @@ instantiated or written.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from lr_lightning.config_checks import named_class
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase
@@ -21,14 +21,9 @@ __all__ = ["match_data_task_to_model"]
 MODELS_FOR = {"regression": "LinearRegression or MultiOutputRegression", "classification": "LogisticRegression"}
 
 
-def _class(section: Any) -> type | None:
-    """Return the class a ``model:`` or ``data:`` section names, or ``None`` when it names none."""
-    class_path = section.get("class_path") if section is not None else None
-    if not class_path:
-        return None
-    module_name, _, class_name = str(class_path).rpartition(".")
-    found = getattr(importlib.import_module(module_name), class_name, None)
-    return found if isinstance(found, type) else None
+def _class_path(config: Any, key: str) -> str | None:
+    section = config.get(key)
+    return section.get("class_path") if section is not None else None
 
 
 def match_data_task_to_model(config: Any) -> None:
@@ -39,7 +34,7 @@ def match_data_task_to_model(config: Any) -> None:
             is set in place when it is ``null``.
 
     """
-    model_class, data_class = _class(config.get("model")), _class(config.get("data"))
+    model_class, data_class = (named_class(_class_path(config, key)) for key in ("model", "data"))
     if model_class is None or data_class is None or not issubclass(model_class, LinearModelBase):
         return  # a model of another package: nothing to match
     model_task, model_name = model_class.task, model_class.__name__

@@ -7,6 +7,7 @@ constructor's message the option's full name. The config is the jsonargparse nam
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "check_values",
     "experiment_dir",
     "name_the_option",
+    "named_class",
     "use_exclusive_tensorboard_logger",
 ]
 
@@ -57,6 +59,15 @@ OWN_SECTIONS = ("model.init_args", "data.init_args", "prediction_writer", "dashb
 
 #: The largest float32: a larger learning rate cannot even be multiplied into float32 weights.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def named_class(class_path: str | None) -> type | None:
+    """Return the class a config's ``class_path`` names (jsonargparse has resolved it), or ``None`` for none."""
+    if not class_path:
+        return None
+    module_name, _, class_name = str(class_path).rpartition(".")
+    found = getattr(importlib.import_module(module_name), class_name, None)
+    return found if isinstance(found, type) else None
 
 
 def _get(namespace: Any, key: str, default: Any = None) -> Any:

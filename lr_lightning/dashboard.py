@@ -48,14 +48,14 @@ def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
     return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
 
 
-def coefficient_table(model: Any, reference: tuple[np.ndarray, np.ndarray] | None = None) -> str:
-    """Format ``coef_`` and ``intercept_`` in original units (and least squares', when given) as Markdown."""
+def coefficient_table(model: Any, reference: LeastSquaresSolution | None = None) -> str:
+    """Format ``coef_`` and ``intercept_`` in original units (and the least-squares fit's, when given) as Markdown."""
     coef, intercept = model.coef_, model.intercept_
     terms = [*model.feature_names, "intercept"]
     learned = np.hstack([coef, intercept[:, None]])
     header = "| output | term | learned |" + (" least squares |" if reference is not None else "")
     lines = [header, "|---|---|---:|" + ("---:|" if reference is not None else "")]
-    exact = np.hstack([reference[0], reference[1][:, None]]) if reference is not None else None
+    exact = np.hstack([reference.coef_, reference.intercept_[:, None]]) if reference is not None else None
     output_names = model.output_names if learned.shape[0] == len(model.output_names) else ["logit"]
     for k, output in enumerate(output_names):
         for j, term in enumerate(terms):
@@ -196,8 +196,7 @@ class TensorBoardDashboard(Callback):
         if self.loss_history:
             figure = figures.loss_curve_figure(self.loss_history, self.val_loss_history, self._optimum(data))
             writer.add_figure("figures/loss_curve", figure, step)
-        fit = (self._reference.coef_, self._reference.intercept_) if self._reference is not None else None
-        writer.add_text("coefficients", coefficient_table(pl_module, fit), step)
+        writer.add_text("coefficients", coefficient_table(pl_module, self._reference), step)
 
     def _optimum(self, data: TrainingData) -> float | None:
         """Least squares' training MSE, for the loss curve (only meaningful when targets are not standardized)."""

@@ -7,10 +7,17 @@ the checkpoint paths.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-__all__ = ["ValidationHistory", "format_fit_summary"]
+from lr_lightning.callbacks import reachable_least_squares
+from lr_lightning.dashboard import coefficient_table
+from lr_lightning.data.contract import TrainingData
+from lr_lightning.models.base import LinearModelBase
+
+__all__ = ["ValidationHistory", "coefficient_summary", "format_fit_summary"]
 
 #: Metrics shown for an epoch, in this order, when the run logged them.
 SHOWN = ("val_loss", "val_r2", "val_mse", "val_mae", "val_acc", "val_auroc", "val_f1", "train_loss", "optimality_gap")
@@ -32,6 +39,16 @@ class ValidationHistory(Callback):
             return
         metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1}
         self.history.append((trainer.current_epoch, metrics))
+
+
+def coefficient_summary(model: Any, data: Any) -> str | None:
+    """Return a linear model's coefficient table in original units, beside the least squares it can reach."""
+    if not isinstance(model, LinearModelBase):
+        return None
+    solution = None
+    if model.task == "regression" and isinstance(data, TrainingData):
+        solution = reachable_least_squares(data, model.fit_intercept)  # solved once per fit, cached by the data
+    return coefficient_table(model, solution)
 
 
 def _metrics_line(metrics: dict[str, float], prefix: str = "") -> str:

@@ -10,23 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-import numpy as np
-
 from lr_lightning.cli import cli
-from lr_lightning.closed_form import LeastSquaresSolution
-from lr_lightning.models import LinearModelBase
-
-
-def coefficient_table(model: LinearModelBase, reference: LeastSquaresSolution) -> str:
-    """Learned coefficients in original units next to float64 least squares, one block per target."""
-    names = [*model.feature_names, "intercept"]
-    learned = np.hstack([model.coef_, model.intercept_[:, None]])  # (K, D + 1)
-    exact = np.hstack([reference.coef_, reference.intercept_[:, None]])
-    lines = [f"{'target':<10} {'term':<18} {'learned':>12} {'least squares':>14}"]
-    for k, target in enumerate(model.output_names):
-        for j, term in enumerate(names):
-            lines.append(f"{target:<10} {term:<18} {learned[k, j]:>12.5f} {exact[k, j]:>14.5f}")
-    return "\n".join(lines)
+from lr_lightning.dashboard import coefficient_table
 
 
 def main() -> None:

@@ -174,8 +174,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
     @property
     def out_of_core(self) -> bool:
         """Whether the rows stay on disk (see ``in_memory``); loads the data's description if needed."""
-        if self._store_type is None:
-            _ = self.data
+        _ = self.description  # loading the data chooses the store
         assert self._store_type is not None
         return not self._store_type.in_memory
 
@@ -196,7 +195,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
 
     @trainer.setter
     def trainer(self, trainer: pl.Trainer | None) -> None:
-        """Attach a trainer; for a running stage, first refuse data it cannot use (see :meth:`_check_stage`).
+        """Attach a trainer; for a running stage, first refuse data it cannot use (:meth:`DataDescription.check_stage`).
 
         Lightning attaches the DataModule at the very start of ``fit``/``validate``/``test``/``predict``, on every
         process, once the stage is set and before anything is written (even ``prepare_data`` comes after the
@@ -224,8 +223,12 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
     @property
     def store(self) -> RowStore:
         """Where the rows live, built by ``setup`` (called here with ``"fit"`` if it has not run)."""
+        return self._set_up("fit")
+
+    def _set_up(self, stage: str) -> RowStore:
+        """Return the store, after ``setup(stage)`` if none is built yet."""
         if self._store is None:
-            self.setup("fit")
+            self.setup(stage)
         assert self._store is not None
         return self._store
 
@@ -272,9 +275,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
 
     def predict_features(self) -> Tensor:
         """Raw features (M, D) to predict on: the predict data if there is some, else all N rows in source order."""
-        if self._store is None:
-            self.setup("predict")
-        return self.store.predict_features()
+        return self._set_up("predict").predict_features()
 
     # -- loaders --------------------------------------------------------------------------------------------------
 
@@ -298,6 +299,4 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
 
     def predict_dataloader(self) -> EpochSeededLoader:
         """Batches of features only, in row order, so predictions line up with the input rows."""
-        if self._store is None:
-            self.setup("predict")
-        return self.store.loader("predict", self._options())
+        return self._set_up("predict").loader("predict", self._options())
