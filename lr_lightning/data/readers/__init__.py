@@ -3,6 +3,7 @@
 Every mistake in a file raises :class:`~lr_lightning.errors.InputError` naming the file, the row (for CSV the line
 number a text editor shows, the header being line 1; for arrays and Parquet the index from 0) and the column.
 A new format is one module with a function of the :class:`ReadColumns` signature and one entry in :data:`READERS`.
+:func:`read_text_columns` reads columns as the file holds them (text), row for row with :func:`read_table`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,27 @@ from typing import Protocol
 
 from lr_lightning.data.checks import check_finite
 from lr_lightning.data.readers.columns import Table, as_names
-from lr_lightning.data.readers.csv_reader import read_csv
+from lr_lightning.data.readers.csv_reader import check_delimiter, read_csv
 from lr_lightning.data.readers.labels import encode_labels
 from lr_lightning.data.readers.numpy_reader import read_npy, read_npz
 from lr_lightning.data.readers.parquet_reader import read_parquet
+from lr_lightning.data.readers.text_columns import ReadText, csv_text, npy_text, parquet_text, read_text_columns
 from lr_lightning.errors import InputError
 
-__all__ = ["FILE_FORMATS", "READERS", "ReadColumns", "Reader", "Table", "as_names", "encode_labels", "read_table"]
+__all__ = [
+    "FILE_FORMATS",
+    "READERS",
+    "ReadColumns",
+    "ReadText",
+    "Reader",
+    "Table",
+    "as_names",
+    "check_delimiter",
+    "encode_labels",
+    "find_reader",
+    "read_table",
+    "read_text_columns",
+]
 
 
 class ReadColumns(Protocol):
@@ -33,11 +48,20 @@ class ReadColumns(Protocol):
             encoded later across all files (:func:`encode_labels`); otherwise targets are numbers.
         need_targets: ``False`` for a predict file: ``features`` are the model's, and the targets may be missing
             (the table then has none).
+        delimiter: the character between cells, for a format that has one (:attr:`Reader.takes_delimiter`);
+            the others are never given another than ``","``.
 
     """
 
     def __call__(
-        self, path: Path, features: list[str] | None, targets: list[str] | None, *, labels: bool, need_targets: bool
+        self,
+        path: Path,
+        features: list[str] | None,
+        targets: list[str] | None,
+        *,
+        labels: bool,
+        need_targets: bool,
+        delimiter: str = ",",
     ) -> Table:
         """Return the chosen columns of ``path``; raise :class:`~lr_lightning.errors.InputError` naming a mistake."""
         ...
@@ -54,25 +78,55 @@ class Reader:
         checks_cells: the reader checks every value for NaN, infinity and float32's range itself (CSV, to name
             the line number); otherwise :func:`read_table` does, counting rows from 0.
         reports_empty: the reader words the error for an empty (0-byte) file itself (``.npz``).
+        takes_delimiter: the format's cells are separated by a character the user may choose (CSV); for the
+            others, another ``delimiter`` than ``","`` is refused.
+        read_text: the format's reader of columns as text (:func:`read_text_columns`); ``None``: the format has
+            no named columns (``.npz``).
 
     """
 
     read: ReadColumns
+    read_text: ReadText | None
     names_are_keys: bool = False
     checks_cells: bool = False
     reports_empty: bool = False
+    takes_delimiter: bool = False
 
 
 #: The reader of each file suffix (lower case).
 READERS: dict[str, Reader] = {
-    ".csv": Reader(read_csv, checks_cells=True),
-    ".npy": Reader(read_npy),
-    ".npz": Reader(read_npz, names_are_keys=True, reports_empty=True),
-    ".parquet": Reader(read_parquet),
+    ".csv": Reader(read_csv, csv_text, checks_cells=True, takes_delimiter=True),
+    ".npy": Reader(read_npy, npy_text),
+    ".npz": Reader(read_npz, None, names_are_keys=True, reports_empty=True),
+    ".parquet": Reader(read_parquet, parquet_text),
 }
 
 #: File suffixes :func:`read_table` reads.
 FILE_FORMATS = tuple(READERS)
+
+
+def find_reader(path: str, *, delimiter: str = ",") -> tuple[Path, Reader]:
+    """Check what every file must be before it is read, and return it with the reader of its suffix.
+
+    The ``delimiter`` is a valid one (:func:`check_delimiter`), and the default unless the format takes one; the
+    file exists, is no directory, has a known suffix and, unless its reader says so itself, is not empty.
+    """
+    check_delimiter(delimiter)
+    file = Path(path)
+    if file.is_dir():
+        raise InputError(f"{path}: is a directory, not a data file")
+    if not file.is_file():
+        where = "" if file.is_absolute() else f" (a relative path, looked up in {Path.cwd()})"
+        raise InputError(f"{path}: no such file{where}")
+    suffix = file.suffix.lower()
+    reader = READERS.get(suffix)
+    if reader is None:
+        raise InputError(f"{path}: unknown file type {suffix!r}; expected one of {', '.join(FILE_FORMATS)}")
+    if delimiter != "," and not reader.takes_delimiter:
+        raise InputError(f"delimiter applies to CSV files only; {path} is a {suffix} file")
+    if not reader.reports_empty and file.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty")
+    return file, reader
 
 
 def read_table(
@@ -83,6 +137,7 @@ def read_table(
     labels: bool,
     need_targets: bool,
     key_names: tuple[list[str] | None, list[str] | None] | None = None,
+    delimiter: str = ",",
 ) -> Table:
     """Read one data file with the reader of its suffix, and check what every format must hold.
 
@@ -94,27 +149,18 @@ def read_table(
         need_targets: ``False`` for a predict file.
         key_names: the user's own ``(features, targets)``, read instead of ``features`` and ``targets`` by a
             format whose names are array keys (:attr:`Reader.names_are_keys`); ``None``: the same as those.
+        delimiter: the character between a CSV's cells (one that no number holds, see :func:`check_delimiter`);
+            another than ``","`` is refused for the other formats.
 
     Returns:
         The table; values beyond float32's range are named in :attr:`Table.too_large`, not refused.
 
     """
-    file = Path(path)
-    if file.is_dir():
-        raise InputError(f"{path}: is a directory, not a data file")
-    if not file.is_file():
-        where = "" if file.is_absolute() else f" (a relative path, looked up in {Path.cwd()})"
-        raise InputError(f"{path}: no such file{where}")
-    suffix = file.suffix.lower()
-    reader = READERS.get(suffix)
-    if reader is None:
-        raise InputError(f"{path}: unknown file type {suffix!r}; expected one of {', '.join(FILE_FORMATS)}")
-    if not reader.reports_empty and file.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty")
+    file, reader = find_reader(path, delimiter=delimiter)
     if reader.names_are_keys and key_names is not None:
         features, targets = key_names
     try:
-        table = reader.read(file, features, targets, labels=labels, need_targets=need_targets)
+        table = reader.read(file, features, targets, labels=labels, need_targets=need_targets, delimiter=delimiter)
     except OSError as error:  # no permission to read, an I/O error
         raise InputError(f"{path}: cannot read the file ({error.strerror or error})") from None
     if labels and need_targets:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import codecs
 import csv
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from lr_lightning.data.checks import FLOAT32_MAX, float32_overflow_message
 from lr_lightning.errors import InputError
 
-__all__ = ["SPACE", "Lines", "check_row_widths", "diagnose_csv", "encoding_error"]
+__all__ = ["SPACE", "Lines", "check_row_widths", "data_rows", "diagnose_csv", "encoding_error"]
 
 #: ASCII whitespace: what numpy's parser strips around a number (``str.strip()`` would strip Unicode spaces too).
 SPACE = " \t\r\n\v\f"
@@ -53,15 +54,23 @@ def _is_blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip(SPACE))
 
 
-def check_row_widths(path: Path, width: int) -> Lines:
+def _width_error(path: Path, line: int, cells: int, width: int) -> InputError:
+    """Build the error for a data line of ``cells`` cells under a header of ``width`` names."""
+    return InputError(f"{path}, row {line}: {cells} cells but the header names {width} columns")
+
+
+def check_row_widths(path: Path, width: int, delimiter: str) -> Lines:
     """Check that every data line has ``width`` cells, and find the blank lines (skipped).
 
     numpy's parser reads only the chosen columns (``usecols``) and ignores extra cells, so the widths are checked
-    here: a count of commas per line, in C (``bytes.count``), for files without quotes; with quotes, the ``csv``
-    module's count of cells.
+    here: a count of delimiters per line, in C (``bytes.count``), for files without quotes; with quotes, the
+    ``csv`` module's count of cells.
     """
     skipped: list[int] = []
     whitespace: list[int] = []
+    separator = delimiter.encode()
+    # A line of only these is blank; a tab delimiter makes "\t" a row of two empty cells, as the csv module reads it.
+    space = b" \t\r\v\f".replace(separator, b"")
     with path.open("rb") as handle:
         handle.readline()  # the header: one line (a name with a line break was refused)
         line = 1
@@ -70,22 +79,20 @@ def check_row_widths(path: Path, width: int) -> Lines:
             chunk = handle.read(_SCAN_BYTES)
             block = carry + chunk if carry else chunk
             if b'"' in block:
-                return _check_row_widths_quoted(path, width)
+                return _check_row_widths_quoted(path, width, delimiter)
             lines = block.split(b"\n") if block else []
             carry = lines.pop() if chunk else b""  # a line the next chunk continues; at the end, the last line
-            counts = [text.count(b",") for text in lines]
-            if width == 1:  # every line has no comma: find the blank ones by their content
-                odd = [i for i, text in enumerate(lines) if not text.strip(b" \t\r\v\f")]
+            counts = [text.count(separator) for text in lines]
+            if width == 1:  # find the blank lines by their content; numpy refuses a line with a delimiter itself
+                odd = [i for i, text in enumerate(lines) if not text.strip(space)]
             elif counts.count(width - 1) != len(counts):
                 odd = [i for i, count in enumerate(counts) if count != width - 1]
             else:
                 odd = []
             for i in odd:
                 number = line + 1 + i
-                if lines[i].strip(b" \t\r\v\f"):
-                    raise InputError(
-                        f"{path}, row {number}: {counts[i] + 1} cells but the header names {width} columns"
-                    )
+                if lines[i].strip(space):
+                    raise _width_error(path, number, counts[i] + 1, width)
                 skipped.append(number)
                 if lines[i] not in (b"", b"\r"):
                     whitespace.append(number)
@@ -94,12 +101,12 @@ def check_row_widths(path: Path, width: int) -> Lines:
                 return Lines(skipped, whitespace)
 
 
-def _check_row_widths_quoted(path: Path, width: int) -> Lines:
-    """Do what :func:`check_row_widths` does for a file with quotes, whose cells may hold commas and line breaks."""
+def _check_row_widths_quoted(path: Path, width: int, delimiter: str) -> Lines:
+    """Do what :func:`check_row_widths` does for a file with quotes, whose cells may hold delimiters and line breaks."""
     skipped: list[int] = []
     whitespace: list[int] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, delimiter=delimiter)
         next(reader)
         for row in reader:
             number = reader.line_num
@@ -108,8 +115,25 @@ def _check_row_widths_quoted(path: Path, width: int) -> Lines:
                 if row:
                     whitespace.append(number)
             elif len(row) != width:
-                raise InputError(f"{path}, row {number}: {len(row)} cells but the header names {width} columns")
+                raise _width_error(path, number, len(row), width)
     return Lines(skipped, whitespace)
+
+
+def data_rows(path: Path, header: list[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield the line number and cells of each data row, skipping the lines numpy skips (blank, whitespace-only).
+
+    Raises :class:`~lr_lightning.errors.InputError` for a row of another width than ``header``, and
+    :class:`UnicodeDecodeError` for a byte that is not UTF-8 (see :func:`encoding_error`).
+    """
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader)
+        for row in reader:
+            if _is_blank(row):
+                continue
+            if len(row) != len(header):
+                raise _width_error(path, reader.line_num, len(row), len(header))
+            yield reader.line_num, row
 
 
 def _parse_number(cell: str) -> float | None:
@@ -126,7 +150,7 @@ def _parse_number(cell: str) -> float | None:
         return None
 
 
-def encoding_error(path: Path, header: list[str] | None) -> InputError:
+def encoding_error(path: Path, header: list[str] | None, delimiter: str) -> InputError:
     """Build the error naming the row and column of the first byte of ``path`` that is not UTF-8."""
     raw = path.read_bytes()
     start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
@@ -139,10 +163,11 @@ def encoding_error(path: Path, header: list[str] | None) -> InputError:
     line_start = raw.rfind(b"\n", 0, offset) + 1
     row = raw.count(b"\n", 0, offset) + 1
     if header is None and row > 1:  # the text layer decodes ahead: the header itself may be fine
-        header = [name.strip() for name in next(csv.reader([raw[start : raw.find(b"\n")].decode("utf-8")]))]
+        first = raw[start : raw.find(b"\n")].decode("utf-8")
+        header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter))]
     # The cells before the bad byte, plus one: the index of the cell that holds it.
     before = raw[line_start:offset].decode("utf-8", errors="replace")
-    index = len(next(csv.reader([before + "x"]))) - 1
+    index = len(next(csv.reader([before + "x"], delimiter=delimiter))) - 1
     column = repr(header[index]) if header is not None and row > 1 and index < len(header) else str(index + 1)
     return InputError(
         f"{path}, row {row}, column {column}: byte 0x{raw[offset]:02x} is not UTF-8 text; the file must be "
@@ -150,7 +175,9 @@ def encoding_error(path: Path, header: list[str] | None) -> InputError:
     )
 
 
-def diagnose_csv(path: Path, header: list[str], numeric_columns: list[str], too_large: bool = False) -> str | None:
+def diagnose_csv(
+    path: Path, header: list[str], numeric_columns: list[str], delimiter: str, too_large: bool = False
+) -> str | None:
     """Find the first cell that is not a finite number (or a row of the wrong width) and raise an error naming it.
 
     Only runs after the fast parser has failed or found a bad value, so its speed does not matter; it reports
@@ -160,29 +187,21 @@ def diagnose_csv(path: Path, header: list[str], numeric_columns: list[str], too_
     """
     indices = [header.index(name) for name in numeric_columns]
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: Excel writes a byte-order mark
-            reader = csv.reader(handle)
-            next(reader)
-            for row in reader:
-                line = reader.line_num
-                if _is_blank(row):
-                    continue
-                if len(row) != len(header):
-                    raise InputError(f"{path}, row {line}: {len(row)} cells but the header names {len(header)} columns")
-                for index in indices:
-                    cell = row[index].strip(SPACE)
-                    where = f"{path}, row {line}, column {header[index]!r}"
-                    value = _parse_number(cell)
-                    if not cell:
-                        raise InputError(
-                            f"{where}: '' is not a number (an empty cell: fill in or remove the missing value)"
-                        )
-                    if value is None:
-                        raise InputError(f"{where}: {cell!r} is not a number")
-                    if not math.isfinite(value):
-                        raise InputError(f"{where}: {cell} is not a finite number (remove or fill the missing values)")
-                    if too_large and abs(value) > FLOAT32_MAX:
-                        return float32_overflow_message(where, cell)
+        for line, row in data_rows(path, header, delimiter):
+            for index in indices:
+                cell = row[index].strip(SPACE)
+                where = f"{path}, row {line}, column {header[index]!r}"
+                value = _parse_number(cell)
+                if not cell:
+                    raise InputError(
+                        f"{where}: '' is not a number (an empty cell: fill in or remove the missing value)"
+                    )
+                if value is None:
+                    raise InputError(f"{where}: {cell!r} is not a number")
+                if not math.isfinite(value):
+                    raise InputError(f"{where}: {cell} is not a finite number (remove or fill the missing values)")
+                if too_large and abs(value) > FLOAT32_MAX:
+                    return float32_overflow_message(where, cell)
     except UnicodeDecodeError:
-        raise encoding_error(path, header) from None
+        raise encoding_error(path, header, delimiter) from None
     return None

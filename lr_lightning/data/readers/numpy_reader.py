@@ -17,7 +17,7 @@ import numpy as np
 from lr_lightning.data.readers.columns import Table, choose_columns
 from lr_lightning.errors import InputError, one_line
 
-__all__ = ["NPZ_FEATURE_KEYS", "NPZ_TARGET_KEYS", "read_npy", "read_npz"]
+__all__ = ["NPZ_FEATURE_KEYS", "NPZ_TARGET_KEYS", "load_npy", "npy_column_names", "read_npy", "read_npz"]
 
 #: Array names looked up in a ``.npz`` file, in order, when ``features``/``targets`` do not name them.
 NPZ_FEATURE_KEYS = ("features", "X", "x")
@@ -87,13 +87,8 @@ def _take_columns(array: np.ndarray, columns: list[int]) -> np.ndarray:
     return array[:, columns]
 
 
-def read_npy(
-    path: Path, features: list[str] | None, targets: list[str] | None, *, labels: bool, need_targets: bool
-) -> Table:
-    """Read a 2-D numeric array whose columns are named ``c0``, ``c1``, ...; the columns stay memory-mapped views.
-
-    ``labels`` changes nothing: the array holds numbers, which are read as class labels like any others.
-    """
+def load_npy(path: Path) -> np.ndarray:
+    """Open a ``.npy`` file as a memory-mapped 2-D numeric array (rows, columns) of at least one row."""
     array = _load(path)
     assert isinstance(array, np.ndarray)
     if array.ndim != 2:
@@ -101,7 +96,30 @@ def read_npy(
     _numeric_matrix(array, str(path))
     if array.shape[0] == 0:
         raise InputError(f"{path}: the array has no rows")
-    header = [f"c{j}" for j in range(array.shape[1])]
+    return array
+
+
+def npy_column_names(array: np.ndarray) -> list[str]:
+    """Return the names of a 2-D array's columns: ``c0``, ``c1``, ..."""
+    return [f"c{j}" for j in range(array.shape[1])]
+
+
+def read_npy(
+    path: Path,
+    features: list[str] | None,
+    targets: list[str] | None,
+    *,
+    labels: bool,
+    need_targets: bool,
+    delimiter: str = ",",
+) -> Table:
+    """Read a 2-D numeric array whose columns are named ``c0``, ``c1``, ...; the columns stay memory-mapped views.
+
+    ``labels`` changes nothing: the array holds numbers, which are read as class labels like any others.
+    ``delimiter`` is for CSV only (:func:`~lr_lightning.data.readers.read_table` refuses another one).
+    """
+    array = load_npy(path)
+    header = npy_column_names(array)
     feature_names, target_names = choose_columns(path, header, features, targets, need_targets)
     feature_index = [header.index(name) for name in feature_names]
     target_index = [header.index(name) for name in target_names]
@@ -132,13 +150,19 @@ def _npz_array(
 
 
 def read_npz(
-    path: Path, features: list[str] | None, targets: list[str] | None, *, labels: bool, need_targets: bool
+    path: Path,
+    features: list[str] | None,
+    targets: list[str] | None,
+    *,
+    labels: bool,
+    need_targets: bool,
+    delimiter: str = ",",
 ) -> Table:
     """Read a features array (N, D) and a targets array (N,) or (N, K) from an archive, by key.
 
     ``features`` and ``targets`` name one array each (default: :data:`NPZ_FEATURE_KEYS`, :data:`NPZ_TARGET_KEYS`);
     the columns are named ``x0``, ``x1``, ... and ``y`` (or ``y0``, ``y1``, ...; ``label`` for class labels, which
-    may be strings).
+    may be strings). ``delimiter`` is for CSV only.
     """
     for chosen, what in ((features, "features"), (targets, "targets")):
         if chosen is not None and len(chosen) != 1:

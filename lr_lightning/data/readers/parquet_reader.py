@@ -9,16 +9,11 @@ import numpy as np
 from lr_lightning.data.readers.columns import Table, check_unique, choose_columns
 from lr_lightning.errors import InputError, one_line
 
-__all__ = ["read_parquet"]
+__all__ = ["parquet_header", "read_parquet"]
 
 
-def read_parquet(
-    path: Path, features: list[str] | None, targets: list[str] | None, *, labels: bool, need_targets: bool
-) -> Table:
-    """Read the chosen columns; a missing value (null) is refused, named by its row (from 0) and column.
-
-    Only the chosen columns are read from the file. A label column (``labels``) may hold text.
-    """
+def parquet_header(path: Path) -> list[str]:
+    """Return the column names of a Parquet file, each unique; refuse a file pyarrow cannot read, or no pyarrow."""
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -28,6 +23,26 @@ def read_parquet(
     except Exception as error:  # pyarrow raises its own error types for files that are not Parquet
         raise InputError(f"{path}: not a readable Parquet file ({one_line(error)})") from None
     check_unique(header, "column", str(path))
+    return header
+
+
+def read_parquet(
+    path: Path,
+    features: list[str] | None,
+    targets: list[str] | None,
+    *,
+    labels: bool,
+    need_targets: bool,
+    delimiter: str = ",",
+) -> Table:
+    """Read the chosen columns; a missing value (null) is refused, named by its row (from 0) and column.
+
+    Only the chosen columns are read from the file. A label column (``labels``) may hold text. ``delimiter`` is
+    for CSV only (:func:`~lr_lightning.data.readers.read_table` refuses another one).
+    """
+    header = parquet_header(path)
+    import pyarrow.parquet as pq  # importable: parquet_header checked
+
     feature_names, target_names = choose_columns(path, header, features, targets, need_targets)
     table = pq.read_table(path, columns=feature_names + target_names)
     if table.num_rows == 0:
