@@ -7,22 +7,19 @@ through :class:`LinearModel`, which the package's models satisfy; nothing here i
 
 from __future__ import annotations
 
-import csv
-import os
-from collections.abc import Sequence
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter, Callback
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from lr_lightning.closed_form import LeastSquaresSolution, through_point
 from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import Task, TrainingData
 
-__all__ = ["CSVPredictionWriter", "LinearModel", "OptimalityGap", "reachable_least_squares", "spreadsheet_safe"]
+__all__ = ["LinearModel", "OptimalityGap", "reachable_least_squares"]
 
 
 @runtime_checkable
@@ -81,92 +78,6 @@ def reachable_least_squares(data: TrainingData, fit_intercept: bool) -> LeastSqu
         return None
     mean, shift = (t.double().cpu().numpy() for t in (statistics.feature_mean, statistics.target_mean))
     return through_point(solution, mean, shift)
-
-
-#: First characters that make a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """Return ``value``, with a ``'`` before a text cell that a spreadsheet would run as a formula.
-
-    ``=HYPERLINK(...)`` or ``@SUM(...)`` as a class or target name would otherwise be evaluated when
-    ``predictions.csv`` is opened in a spreadsheet; the quote makes it shown as text. Numbers, and text that reads
-    as a number (a class ``-1``), are left as they are.
-    """
-    if not isinstance(value, str) or not value.startswith(FORMULA_PREFIXES):
-        return value
-    try:
-        float(value)
-    except ValueError:
-        return "'" + value
-    return value
-
-
-class _HasPredictionColumns(Protocol):
-    """The model :class:`CSVPredictionWriter` writes for: the package's models (:mod:`lr_lightning.models`)."""
-
-    def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
-        """Columns of the prediction file (name -> one value per row) from ``predict_step`` outputs."""
-        ...
-
-
-class CSVPredictionWriter(BasePredictionWriter):
-    """Write ``predict`` results to a CSV file in the run folder and print its path.
-
-    One row per input row, in input order; the columns come from the model's ``prediction_columns`` (the target
-    names for regression). Text cells and column names that a spreadsheet would run as a formula get a leading
-    ``'`` (:func:`spreadsheet_safe`). The file lands in ``trainer.log_dir`` (``runs/<experiment>/version_N/``), so no
-    prediction run overwrites another.
-
-    Args:
-        filename: name of the CSV file inside the run folder.
-
-    """
-
-    def __init__(self, filename: str = "predictions.csv") -> None:
-        super().__init__(write_interval="epoch")
-        self.filename = filename
-        self.path: str | None = None
-
-    def write_on_epoch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        predictions: Sequence[Any],
-        batch_indices: Sequence[Any],
-    ) -> None:
-        """Concatenate the batches' predictions, gather them from every process, and write them once."""
-        if predictions and isinstance(predictions[0], list):  # several predict dataloaders: use the first
-            predictions = predictions[0]
-        outputs = torch.cat([p.detach().cpu() for p in predictions]) if predictions else torch.empty(0, 0)
-        # Under DDP each rank predicted its own contiguous block of rows, in rank order; both calls below are
-        # collectives, so every rank makes them.
-        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            blocks: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(blocks, outputs)
-            outputs = torch.cat([block for block in blocks if block.numel()])
-        directory = trainer.log_dir or trainer.default_root_dir
-        self._write(directory, pl_module, outputs)
-
-    @rank_zero_only
-    def _write(self, directory: str, pl_module: pl.LightningModule, outputs: torch.Tensor) -> None:
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, self.filename)
-        columns = cast(_HasPredictionColumns, pl_module).prediction_columns(outputs)  # as the package's models do
-        names = list(columns)
-        with open(path, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow([spreadsheet_safe(name) for name in names])
-            cells = [
-                [spreadsheet_safe(value) for value in columns[name]]
-                if any(isinstance(value, str) for value in columns[name])
-                else columns[name]
-                for name in names
-            ]
-            writer.writerows(zip(*cells, strict=True))
-        self.path = path
-        print(f"Predictions written to {path}")
 
 
 class OptimalityGap(Callback):

@@ -35,9 +35,13 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
 from lr_lightning import config_guard
-from lr_lightning.callbacks import CSVPredictionWriter
 from lr_lightning.checkpoint import AtomicCheckpointIO
-from lr_lightning.cli_checkpoint import check_features_match, checkpoint_hyperparameters, resolve_ckpt_path
+from lr_lightning.cli_checkpoint import (
+    check_features_match,
+    checkpoint_defaults,
+    checkpoint_hyperparameters,
+    resolve_ckpt_path,
+)
 from lr_lightning.cli_errors import errors_in_one_line, input_error_in
 from lr_lightning.cli_scope import run_scope
 from lr_lightning.cli_tasks import match_data_task_to_model
@@ -54,6 +58,7 @@ from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError, one_line
 from lr_lightning.fit_summary import ValidationHistory, coefficient_summary, format_fit_summary
 from lr_lightning.models.base import LinearModelBase
+from lr_lightning.prediction_writer import CSVPredictionWriter
 
 __all__ = ["LRLightningCLI", "cli", "main"]
 
@@ -123,6 +128,15 @@ class LRLightningCLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse; ``predict --ckpt_path CKPT`` without a config takes the model and data from the checkpoint first."""
+        argv = sys.argv[1:] if args is None else args
+        implied = checkpoint_defaults(argv) if isinstance(argv, list) else None
+        if implied is not None:
+            subcommand, defaults = implied
+            self._subcommand_parsers[subcommand].set_defaults(defaults)
+        super().parse_arguments(parser, args)
+
     def _parse_ckpt_path(self) -> None:
         """Resolve and check ``--ckpt_path``; take the model's hyperparameters from it (see :mod:`.cli_checkpoint`)."""
         self._checkpoint_hparams: dict[str, Any] = {}
@@ -188,6 +202,9 @@ class LRLightningCLI(LightningCLI):
             raise InputError(name_the_option(str(cause), config)) from None
         if self._checkpoint_hparams and isinstance(self.datamodule, TrainingData):
             check_features_match(self._checkpoint_hparams, self.datamodule)
+        writer = self._get(self.config_init, "prediction_writer")
+        if self.subcommand == "predict" and isinstance(writer, CSVPredictionWriter):
+            writer.prepare(self.datamodule)  # a kept column that is missing stops the run before anything is written
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Build the trainer with lr_lightning's atomic, ``weights_only=True`` CheckpointIO, whatever the config."""

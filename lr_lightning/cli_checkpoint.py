@@ -3,6 +3,8 @@
 * ``best`` and ``last`` name the best and the latest checkpoint of the newest fit of the config's experiment
   (:func:`resolve_ckpt_path`);
 * ``validate``, ``test`` and ``predict`` need a checkpoint: without one they would run an untrained model;
+* with no ``--config``, ``--model`` or ``--data``, the checkpoint names the model and how to read new rows
+  (:func:`checkpoint_defaults`): ``predict --ckpt_path CKPT --data.path new.csv`` is enough;
 * the file is loaded with ``weights_only=True`` and its hyperparameters are checked against the model class the
   config names (:func:`checkpoint_hyperparameters`), and its features against the data's
   (:func:`check_features_match`).
@@ -22,9 +24,10 @@ from lr_lightning.checkpoint_contents import check_model_checkpoint
 from lr_lightning.config_checks import experiment_dir, named_class
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError
+from lr_lightning.models.checkpoint_record import read_record
 from lr_lightning.run_folders import CHECKPOINT_ALIASES, newest_fit_checkpoint
 
-__all__ = ["check_features_match", "checkpoint_hyperparameters", "resolve_ckpt_path"]
+__all__ = ["check_features_match", "checkpoint_defaults", "checkpoint_hyperparameters", "resolve_ckpt_path"]
 
 #: Subcommands that run a trained model, so they need ``--ckpt_path``.
 NEEDS_CHECKPOINT = ("validate", "test", "predict")
@@ -125,3 +128,50 @@ def check_features_match(hparams: Mapping[str, Any], data: TrainingData) -> None
         )
     if trained_names and list(trained_names) != list(names):
         raise InputError(f"the data's features {names} are not the checkpoint's {list(trained_names)}")
+
+
+def _option_value(args: list[str], option: str) -> str | None:
+    """Return the value of ``--option VALUE`` or ``--option=VALUE`` in ``args`` (the last one given), else ``None``."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == option and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(option + "="):
+            value = arg[len(option) + 1 :]
+    return value
+
+
+def checkpoint_defaults(args: list[str]) -> tuple[str, dict[str, Any]] | None:
+    """Return the model and data a checkpoint implies, for ``validate|test|predict`` given only ``--ckpt_path``.
+
+    Applies when the command line names a checkpoint file and neither ``--config`` nor ``--model`` nor ``--data``
+    (options such as ``--data.path`` may follow): the model is the class the checkpoint recorded
+    (:func:`~lr_lightning.models.checkpoint_record.read_record`), the data a
+    :class:`~lr_lightning.data.FileDataModule` that reads the recorded feature and target columns by name, with
+    the recorded classes, every row of the file in each stage (no split).
+
+    Returns:
+        The subcommand and its defaults (``model`` and ``data``), or ``None`` when this does not apply.
+
+    """
+    if not args or args[0] not in NEEDS_CHECKPOINT:
+        return None
+    named = ("--config", "--model", "--data")
+    if any(arg in named or arg.split("=", 1)[0] in named for arg in args[1:]):
+        return None
+    ckpt_path = _option_value(args, "--ckpt_path")
+    if not ckpt_path or ckpt_path in CHECKPOINT_ALIASES:
+        return None
+    record = read_record(load_checkpoint(ckpt_path), ckpt_path)
+    data_options = {
+        "features": record.feature_names,
+        "targets": record.target_columns,
+        "task": record.task,
+        "class_names": record.class_names,
+        "val_fraction": 0.0,
+        "test_fraction": 0.0,
+    }
+    return args[0], {
+        "model": {"class_path": f"lr_lightning.models.{record.model_class}"},
+        "data": {"class_path": "lr_lightning.data.FileDataModule", "init_args": data_options},
+    }

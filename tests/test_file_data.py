@@ -160,9 +160,12 @@ def test_iris_csv_predicts_species_names_in_a_fresh_process(tmp_path: Path) -> N
     with (tmp_path / "runs/logistic_csv/version_1/predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 150
-    assert list(rows[0]) == ["p_setosa", "p_versicolor", "p_virginica", "label"]
+    # The predicted class under the label column's own name, then the file's label and whether they agree.
+    assert list(rows[0]) == ["p_setosa", "p_versicolor", "p_virginica", "species", "species_actual", "correct"]
     truth = [line.rsplit(",", 1)[1].strip() for line in (REPO / "data/iris.csv").read_text().splitlines()[1:]]
-    accuracy = np.mean([row["label"] == species for row, species in zip(rows, truth, strict=True)])
+    assert [row["species_actual"] for row in rows] == truth
+    assert [row["correct"] == "True" for row in rows] == [row["species"] == row["species_actual"] for row in rows]
+    accuracy = np.mean([row["species"] == species for row, species in zip(rows, truth, strict=True)])
     assert accuracy > 0.9
 
 
@@ -335,3 +338,36 @@ def test_npy_stays_on_disk_and_fits_like_in_memory(tmp_path: Path) -> None:
     reference = least_squares(table[:, :4].astype(np.float32).astype(np.float64), table[:, 4:].astype(np.float32))
     for coef in fits.values():
         np.testing.assert_allclose(coef, reference.coef_, rtol=1e-3)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_delimiter_reads_the_same_table_as_commas(tmp_path: Path, table: Path, delimiter: str) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text(table.read_text().replace(",", delimiter))
+    commas = FileDataModule(str(table), val_fraction=0, test_fraction=0)
+    module = FileDataModule(str(other), delimiter=delimiter, val_fraction=0, test_fraction=0)
+    assert module.feature_names == commas.feature_names and module.target_names == commas.target_names
+    for got, expected in zip(module.split_tensors("train"), commas.split_tensors("train"), strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+def test_delimiter_from_the_command_line(tmp_path: Path, table: Path) -> None:
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text(table.read_text().replace(",", ";"))
+    args = ["fit", "--model", "LinearRegression", "--data", "FileDataModule", "--data.path", str(semicolons)]
+    refused = run_cli(args, cwd=tmp_path, check=False)
+    assert refused.returncode == 2
+    assert "set delimiter: ';' (--data.delimiter ';')" in refused.stderr.strip().splitlines()[-1]
+    run_cli([*args, "--data.delimiter", ";", "--trainer.max_epochs", "1"], cwd=tmp_path)
+    assert list(tmp_path.glob("runs/default/version_0/checkpoints/latest.ckpt"))
+
+
+def test_class_names_fix_the_classes_and_refuse_an_unknown_label(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{'b' if i % 2 else 'c'}\n" for i in range(8)))
+    fixed = {"task": "classification", "val_fraction": 0, "test_fraction": 0}
+    module = FileDataModule(str(path), class_names=["a", "b", "c"], **fixed)
+    assert module.class_names == ["a", "b", "c"]
+    assert module.split_tensors("train")[1].tolist() == [2 if i % 2 == 0 else 1 for i in range(8)]
+    with pytest.raises(InputError, match=r"labels.csv, row 2, column 'y': label c is not one of the model's classes"):
+        _ = FileDataModule(str(path), task="classification", class_names=["a", "b"]).data

@@ -304,11 +304,13 @@ def test_formula_like_names_are_written_as_text(tmp_path: Path, monkeypatch: pyt
         main(["predict", "--config", config, "--ckpt_path", "last"])
     with open("runs/classify/version_1/predictions.csv", newline="") as handle:
         rows_read = list(csv.reader(handle))
-    assert {row[-1] for row in rows_read[1:]} == {'\'=HYPERLINK("http://x")', "'@cmd"}
+    header = rows_read[0]
+    for column in ("kind", "kind_actual"):  # the predicted class, and the file's own
+        assert {row[header.index(column)] for row in rows_read[1:]} == {'\'=HYPERLINK("http://x")', "'@cmd"}
     with open("runs/regress/version_1/predictions.csv", newline="") as handle:
         header, first = list(csv.reader(handle))[:2]
-    assert header == ["'@total"]
-    float(first[0])  # numbers stay numbers, negative ones too
+    assert header == ["'@total", "'@total_actual", "'@total_residual"]
+    [float(cell) for cell in first]  # numbers stay numbers, negative ones too
 
 
 def _mount_tmpfs(folder: Path, options: str) -> bool:

@@ -87,8 +87,9 @@ def _read_predictions(path: Path) -> tuple[list[str], np.ndarray, list[str]]:
     with path.open() as handle:
         rows = list(csv.reader(handle))
     header, body = rows[0], rows[1:]
-    probabilities = np.array([[float(v) for v in row[:-1]] for row in body])
-    return header, probabilities, [row[-1] for row in body]
+    columns = [j for j, name in enumerate(header) if name.startswith("p_")]
+    probabilities = np.array([[float(row[j]) for j in columns] for row in body])
+    return header, probabilities, [row[header.index("label")] for row in body]
 
 
 @pytest.mark.slow
@@ -99,7 +100,8 @@ def test_checkpoint_predicts_the_same_in_a_fresh_process(tmp_path: Path) -> None
     checkpoint = tmp_path / "runs/logistic_multiclass/version_0/checkpoints/latest.ckpt"
     run_cli(["predict", "--config", config, *small, "--ckpt_path", str(checkpoint)], cwd=tmp_path)
     header, probabilities, labels = _read_predictions(tmp_path / "runs/logistic_multiclass/version_1/predictions.csv")
-    assert header == ["p_0", "p_1", "p_2", "p_3", "label"]
+    # The generated rows have their labels: the actual class and whether the prediction was right follow.
+    assert header == ["p_0", "p_1", "p_2", "p_3", "label", "label_actual", "correct"]
     assert len(labels) == 600
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
 

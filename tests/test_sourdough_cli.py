@@ -85,9 +85,12 @@ def test_test_and_predict_from_checkpoint_in_fresh_processes(fitted: dict) -> No
     path = workdir / line.removeprefix("Predictions written to ")
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["flavour", "crust"]
+    # The predictions, then each target's actual value and residual (the loaves have their targets).
+    assert rows[0] == ["flavour", "crust", "flavour_actual", "flavour_residual", "crust_actual", "crust_residual"]
     assert len(rows) == 1 + 10
-    values = np.array(rows[1:], dtype=np.float64)
+    table = np.array(rows[1:], dtype=np.float64)
+    values = table[:, :2]
+    np.testing.assert_allclose(table[:, [3, 5]], table[:, [2, 4]] - values, atol=1e-4)
     model = MultiOutputRegression.load_from_checkpoint(best, weights_only=True)
     with torch.no_grad():
         expected = model(torch.tensor(SOURDOUGH_FEATURES, dtype=torch.float32)).numpy()

@@ -277,6 +277,19 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         """Raw features (M, D) to predict on: the predict data if there is some, else all N rows in source order."""
         return self._set_up("predict").predict_features()
 
+    # -- what the prediction writer reads (lr_lightning.data.contract.PredictionData) -------------------------------
+
+    def predict_targets(self) -> Tensor | None:
+        """Actual targets (M, K) or labels (M,) of the rows predicted on, in their order; ``None`` if they have none."""
+        return self._set_up("predict").predict_targets()
+
+    def predict_columns(self, names: list[str]) -> dict[str, list[str]]:
+        """Columns of the rows predicted on, as text; only data read from a file has any (:class:`FileDataModule`)."""
+        raise InputError(
+            f"keep_columns {names}: {type(self).__name__} reads no file to copy columns from; keep_columns works "
+            "with lr_lightning.data.FileDataModule"
+        )
+
     # -- loaders --------------------------------------------------------------------------------------------------
 
     def _options(self, shuffle: bool = False, training: bool = False) -> LoaderOptions:

@@ -158,6 +158,9 @@ def validate_arrays(data: ArrayData, task: str) -> None:
         raise InputError(
             f"{where}: the predict data has shape {predict.shape} but the model takes {features.shape[1]} features"
         )
+    actual = data.predict_targets
+    if actual is not None and (predict is None or actual.shape[0] != predict.shape[0]):
+        raise InputError(f"{where}: the predict data's targets have {actual.shape[0]} rows, its features do not")
     if data.values_checked:
         return
     too_large = [check_finite(features, data.feature_names, where)]
@@ -207,6 +210,8 @@ def stage_problems(
         Messages by stage (``"fit"``, ``"validate"``, ``"test"``); empty when every stage can run.
 
     """
+    if data.unlabelled is not None:
+        return dict.fromkeys(("fit", "validate", "test"), data.unlabelled)
     where = data.source
     n_rows = data.features.shape[0]
     n_train, n_val, n_test = (split.size(name) for name in ("train", "val", "test"))

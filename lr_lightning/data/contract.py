@@ -16,7 +16,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from lr_lightning.closed_form import LeastSquaresSolution
 
-__all__ = ["SPLITS", "TASKS", "ArrayData", "ScalingStatistics", "Task", "TrainingData"]
+__all__ = ["SPLITS", "TASKS", "ArrayData", "PredictionData", "ScalingStatistics", "Task", "TrainingData"]
 
 #: What a model solves and a DataModule's targets are: real values (N, K) or class labels (N,).
 Task = Literal["regression", "classification"]
@@ -51,6 +51,10 @@ class ArrayData:
         values_checked: the loader has already checked every value (finite, and ``too_large_for_float32``) with
             its own file and line numbers; the DataModule then does not read the arrays again for it (a
             memory-mapped file is read once).
+        predict_targets: the actual targets (M, K) or labels (M,) of ``predict_features``' rows, when the predict
+            file has them; ``None`` otherwise. Predicting on all rows uses ``targets``.
+        unlabelled: why the rows have no targets (a file to predict on, without its target column); ``targets``
+            then holds zeros standing in, and only ``predict`` runs. ``None``: the targets are real.
 
     """
 
@@ -65,6 +69,8 @@ class ArrayData:
     split_sources: tuple[str | None, str | None] | None = None
     too_large_for_float32: str | None = None
     values_checked: bool = False
+    predict_targets: np.ndarray | None = None
+    unlabelled: str | None = None
 
 
 @dataclass
@@ -120,4 +126,33 @@ class TrainingData(Protocol):
 
     def least_squares(self, fit_intercept: bool) -> LeastSquaresSolution | None:
         """Return the float64 least-squares fit of the training rows (solved once), ``None`` when they stay on disk."""
+        ...
+
+
+@runtime_checkable
+class PredictionData(Protocol):
+    """What the prediction writer reads from a DataModule besides the predictions: the rows' own columns.
+
+    Attributes:
+        target_columns: the target columns' names in the source: the K target names (regression) or the name of
+            the one label column (classification).
+
+    """
+
+    @property
+    def target_columns(self) -> list[str]:
+        """The K target names, or the label column's name."""
+        ...
+
+    def predict_targets(self) -> Tensor | None:
+        """Actual targets (M, K) or labels (M,) of the rows predicted on, in their order; ``None`` if unknown."""
+        ...
+
+    def predict_columns(self, names: list[str]) -> dict[str, list[str]]:
+        """Return the named columns of the rows predicted on, as the source holds them (text), one cell per row.
+
+        Raises:
+            InputError: a name that is not a column, or data that has no such columns (generated data).
+
+        """
         ...

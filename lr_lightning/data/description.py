@@ -118,6 +118,11 @@ class DataNames:
         return list(names)
 
     @property
+    def target_columns(self) -> list[str]:
+        """The target columns' names: the K target names, or the label column's name (classification)."""
+        return list(self.description.target_names)
+
+    @property
     def output_names(self) -> list[str]:
         """The target names (regression) or the class names (classification)."""
         return self.target_names if self.task == "regression" else self.class_names

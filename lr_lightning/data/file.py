@@ -14,20 +14,28 @@ import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TASKS, ArrayData
-from lr_lightning.data.readers import FILE_FORMATS, Table, as_names, encode_labels, read_table
+from lr_lightning.data.readers import (
+    FILE_FORMATS,
+    Table,
+    as_names,
+    check_delimiter,
+    encode_labels,
+    read_table,
+    read_text_columns,
+)
 from lr_lightning.errors import InputError, require
 
 __all__ = ["FILE_FORMATS", "FileDataModule"]
 
 
 class FileDataModule(InMemoryDataModule):
-    """Regression or classification data from a CSV, ``.npy``, ``.npz`` or Parquet file.
+    r"""Regression or classification data from a CSV, ``.npy``, ``.npz`` or Parquet file.
 
     Columns:
 
-    * **CSV** (comma-separated, header row of unique names): ``targets`` and ``features`` choose columns by name.
-      By default the last column is the target and every other column a feature. Cells must be numbers, except
-      the label column of classification data.
+    * **CSV** (a header row of unique names; cells separated by commas, or by ``delimiter``): ``targets`` and
+      ``features`` choose columns by name. By default the last column is the target and every other column a
+      feature. Cells must be numbers, except the label column of classification data.
     * **.npy**: one 2-D numeric array (rows, columns); its columns are named ``c0``, ``c1``, ..., so
       ``targets: c0`` picks the first column. By default the last column is the target. The file is
       memory-mapped, not read into memory twice.
@@ -43,12 +51,16 @@ class FileDataModule(InMemoryDataModule):
     without a file then uses the training rows. Split files need the same columns as ``path``.
 
     Prediction: ``predict`` runs on ``predict_path`` if given (it needs the feature columns, by name for CSV and
-    Parquet, and may lack the target), otherwise on all rows of ``path``.
+    Parquet, and may lack the target), otherwise on all rows of ``path``. When both ``features`` and ``targets``
+    are named and ``path`` has none of the targets (a new file to predict on), its rows can only be predicted on;
+    this is how ``lr-lightning predict --ckpt_path CKPT --data.path new.csv`` reads a new file with a checkpoint's
+    names. The predict rows' targets, when their file has them, go to ``predictions.csv`` beside the predictions.
 
     Classification: the target column holds class labels, numbers or text. Labels are mapped to indices in sorted
-    order (numerically for numbers), and the class names (``"setosa"``, or ``"0"``, ``"1"`` for integer labels)
-    go to the model, which saves them in its checkpoint and writes them back in ``predictions.csv``. Targets are
-    never standardized (``standardize_targets`` applies to regression only).
+    order (numerically for numbers) unless ``class_names`` gives the classes, and the class names (``"setosa"``,
+    or ``"0"``, ``"1"`` for integer labels) go to the model, which saves them in its checkpoint and writes them
+    back in ``predictions.csv``. Targets are never standardized (``standardize_targets`` applies to regression
+    only).
 
     Storage (``in_memory``): by default a single ``.npy`` file stays on disk, memory-mapped and read batch by
     batch, so data larger than memory trains (splits and shuffles work on blocks of ``block_rows`` rows); every
@@ -65,6 +77,9 @@ class FileDataModule(InMemoryDataModule):
         val_path: a file of validation rows, same format and columns as ``path``.
         test_path: a file of test rows.
         predict_path: a file of rows to predict on.
+        delimiter: the character between a CSV file's cells (``";"``, a tab ``"\t"``); CSV files only.
+        class_names: the classes, in order (a checkpoint's, so that a new file's labels mean what they meant in
+            training); every label must be one of them. Default: the sorted labels of the files.
         val_fraction: share of rows held out for validation when there is no ``val_path`` (0: all rows).
         test_fraction: share of rows held out for testing when there is no ``test_path`` (0: all rows).
         **kwargs: the other options of every DataModule (``batch_size``, ``standardize``, ``standardize_targets``,
@@ -82,6 +97,8 @@ class FileDataModule(InMemoryDataModule):
         val_path: str | None = None,
         test_path: str | None = None,
         predict_path: str | None = None,
+        class_names: list[str] | None = None,
+        delimiter: str = ",",
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
         **kwargs: Any,
@@ -100,6 +117,11 @@ class FileDataModule(InMemoryDataModule):
         self.val_path = val_path
         self.test_path = test_path
         self.predict_path = predict_path
+        check_delimiter(delimiter)
+        self.delimiter = delimiter
+        self.known_classes = [str(name) for name in class_names] if class_names is not None else None
+        if self.known_classes is not None and task != "classification":
+            raise InputError(f"class_names {self.known_classes} is for classification; this data's task is {task}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r}, task={self.task!r}, batch_size={self.batch_size})"
@@ -115,11 +137,23 @@ class FileDataModule(InMemoryDataModule):
             labels=self.task == "classification",
             need_targets=need_targets,
             key_names=(self.features, self.targets),
+            delimiter=self.delimiter,
         )
+
+    @property
+    def _targets_optional(self) -> bool:
+        """Whether ``path`` may lack the targets: both are named (a ``.npz`` names arrays, not columns)."""
+        return self.features is not None and self.targets is not None and not self.path.lower().endswith(".npz")
 
     def load_arrays(self) -> ArrayData:
         """Read the data file(s), check them, and encode class labels."""
-        main = self._read(self.path, self.features, self.targets, need_targets=True)
+        main = self._read(self.path, self.features, self.targets, need_targets=not self._targets_optional)
+        unlabelled = None
+        if main.targets is None:  # a new file to predict on
+            assert self.targets is not None
+            unlabelled = f"{self.path}: no target column {self.targets[0]!r}: its rows can only be predicted on"
+            main.target_names = list(self.targets)
+            main.targets = _stand_in_targets(len(main.features), len(self.targets), self.task)
         # Split files must have the training file's columns, picked by the same names.
         split_tables = [
             self._read(split_path, main.feature_names, main.target_names, need_targets=True)
@@ -136,11 +170,15 @@ class FileDataModule(InMemoryDataModule):
         tables = [main, *(t for t in split_tables if t is not None)]
         sources = [self.path, *(p for p in (self.val_path, self.test_path) if p is not None)]  # the tables' files
 
-        class_names = None
+        class_names = self.known_classes
         if self.task == "classification":
-            encoded, class_names = encode_labels(list(zip(tables, sources, strict=True)), main.target_names[0])
-            for table, labels in zip(tables, encoded, strict=True):
-                table.targets = labels
+            label = main.target_names[0]
+            if unlabelled is None:
+                encoded, class_names = encode_labels(list(zip(tables, sources, strict=True)), label, class_names)
+                for table, labels in zip(tables, encoded, strict=True):
+                    table.targets = labels
+            elif class_names is None:
+                raise InputError(f"{unlabelled}, and without labels the classes are unknown: name them (class_names)")
 
         split_sizes = None
         targets: np.ndarray | None
@@ -152,7 +190,7 @@ class FileDataModule(InMemoryDataModule):
         else:
             features, targets = main.features, main.targets
 
-        predict_features = None
+        predict_features = predict_targets = None
         if self.predict_path is not None:
             predict = self._read(self.predict_path, main.feature_names, None, need_targets=False)
             if predict.features.shape[1] != main.features.shape[1]:
@@ -161,6 +199,10 @@ class FileDataModule(InMemoryDataModule):
                     f"{main.features.shape[1]} ({', '.join(main.feature_names)} from {self.path})"
                 )
             predict_features = predict.features
+            if predict.targets is not None and self.task == "classification":
+                assert class_names is not None
+                predict.targets = encode_labels([(predict, self.predict_path)], main.target_names[0], class_names)[0][0]
+            predict_targets = predict.targets
             tables.append(predict)
 
         assert targets is not None
@@ -172,8 +214,25 @@ class FileDataModule(InMemoryDataModule):
             class_names=class_names,
             split_sizes=split_sizes,
             predict_features=predict_features,
+            predict_targets=predict_targets,
+            unlabelled=unlabelled,
             source=self.path,
             split_sources=(self.val_path, self.test_path),
             too_large_for_float32=next((table.too_large for table in tables if table.too_large), None),
             values_checked=True,  # read_table checked every cell, naming its file and line
         )
+
+    def predict_columns(self, names: list[str]) -> dict[str, list[str]]:
+        """Columns ``names`` of the rows predicted on, as the file holds them: ``predict_path``'s, else every file's."""
+        sources = [self.predict_path] if self.predict_path else [self.path, self.val_path, self.test_path]
+        columns: dict[str, list[str]] = {name: [] for name in names}
+        for source in sources:
+            if source is not None:
+                for name, cells in read_text_columns(source, names, delimiter=self.delimiter).items():
+                    columns[name] += cells
+        return columns
+
+
+def _stand_in_targets(rows: int, width: int, task: str) -> np.ndarray:
+    """Zeros in place of targets a file does not have (:attr:`ArrayData.unlabelled`; never trained on)."""
+    return np.zeros(rows, np.int64) if task == "classification" else np.zeros((rows, width))

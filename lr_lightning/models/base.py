@@ -31,6 +31,7 @@ from lr_lightning.data.contract import Task, TrainingData
 from lr_lightning.errors import InputError, require
 from lr_lightning.models.affine import AffineModel
 from lr_lightning.models.arrays_api import ArrayPredictions
+from lr_lightning.models.checkpoint_record import CheckpointRecord
 from lr_lightning.models.epoch_logs import EpochLoss, log_metrics
 from lr_lightning.models.optimizer_step import (
     TrainingDivergedError,
@@ -47,7 +48,7 @@ STAGES = ("train", "val", "test")
 _Model = TypeVar("_Model", bound="LinearModelBase")
 
 
-class LinearModelBase(ArrayPredictions, AffineModel, ABC):
+class LinearModelBase(CheckpointRecord, ArrayPredictions, AffineModel, ABC):
     r"""Shared base of the linear models.
 
     Args:
@@ -264,10 +265,10 @@ class LinearModelBase(ArrayPredictions, AffineModel, ABC):
         """Predictions (B, num_outputs) in the user's units for a batch of raw features."""
         return self(batch[0])
 
-    def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
-        """Columns of the prediction file from ``predict_step`` outputs (N, num_outputs): one per output name."""
-        values = predictions.double().numpy()
-        return {name: values[:, j].tolist() for j, name in enumerate(self.output_names)}
+    def prediction_columns(self, predictions: Tensor, target_columns: list[str] | None = None) -> dict[str, Any]:
+        """Columns of the prediction file from ``predict_step`` outputs (N, K): one array (N,) per target name."""
+        values = predictions.numpy()
+        return {name: values[:, j] for j, name in enumerate(self.output_names)}
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's loss sum afresh."""

@@ -152,11 +152,13 @@ class LogisticRegression(LinearModelBase):
         labels = np.asarray([str(label) for label in np.asarray(targets).reshape(-1)], dtype=object)
         return float(accuracy_score(labels, self.predict(features)))
 
-    def prediction_columns(self, predictions: Tensor) -> dict[str, list[Any]]:
-        """One probability column per class (``p_<class>``) and the predicted ``label`` as a class name."""
-        probabilities = predictions.double()
-        columns: dict[str, list[Any]] = {
-            f"p_{name}": probabilities[:, j].tolist() for j, name in enumerate(self.class_names)
-        }
-        columns["label"] = [self.class_names[j] for j in probabilities.argmax(dim=-1).tolist()]
+    def prediction_columns(self, predictions: Tensor, target_columns: list[str] | None = None) -> dict[str, Any]:
+        """One probability array (N,) per class (``p_<class>``), and the predicted class names.
+
+        The predicted class goes under the label column's name (``target_columns``), ``label`` when unknown.
+        """
+        probabilities = predictions.numpy()
+        columns: dict[str, Any] = {f"p_{name}": probabilities[:, j] for j, name in enumerate(self.class_names)}
+        label = target_columns[0] if target_columns else "label"
+        columns[label] = [self.class_names[j] for j in probabilities.argmax(axis=-1).tolist()]
         return columns

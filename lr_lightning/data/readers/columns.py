@@ -105,10 +105,14 @@ def choose_columns(
     """Return the feature and target column names of a file whose columns are ``header``.
 
     A training or evaluation file resolves them (:func:`resolve_columns`); a predict file must have the model's
-    feature columns, and its target column may be missing.
+    feature columns, and its targets are read when every one of them is there (the actual values, to compare
+    with the predictions), else none.
     """
     if need_targets:
         return resolve_columns(header, features, targets, str(path))
     assert features is not None
     require_feature_columns(path, header, features)
+    if targets and all(name in header for name in targets):
+        return resolve_columns(header, features, targets, str(path))
+    check_unique(features, "feature names", str(path))
     return features, []

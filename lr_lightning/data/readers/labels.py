@@ -61,7 +61,9 @@ def _integer_label(text: str) -> int | None:
     return int(number)  # exact: no float in between
 
 
-def encode_labels(tables: list[tuple[Table, str]], column: str) -> tuple[list[np.ndarray], list[str]]:
+def encode_labels(
+    tables: list[tuple[Table, str]], column: str, known: list[str] | None = None
+) -> tuple[list[np.ndarray], list[str]]:
     """Map raw labels of several files to indices ``0..C-1`` shared by all, and return the class names.
 
     Labels are read as text or exact integers, never through float64, so large integer labels stay distinct
@@ -74,6 +76,8 @@ def encode_labels(tables: list[tuple[Table, str]], column: str) -> tuple[list[np
     Args:
         tables: ``(table, file name)`` per file; each table's targets are its raw labels (n,).
         column: the name of the label column, for messages.
+        known: the class names, in order (a trained model's): every label must be one of them, by its text or,
+            for a number, by its integer value (``"1.0"`` is class ``"1"``); ``None``: the classes found.
 
     Returns:
         The labels of each file as int64 indices (n,), in the order of ``tables``, and the class names.
@@ -94,6 +98,12 @@ def encode_labels(tables: list[tuple[Table, str]], column: str) -> tuple[list[np
 
     refuse(lambda text: not text, "empty class label")
     all_texts = {text for texts, _ in distinct for text in texts}
+    if known is not None:
+        class_of = {text: _known_class(text, known) for text in all_texts}
+        listed = str(known).replace("{", "{{").replace("}", "}}")
+        refuse(lambda text: class_of[text] < 0, f"label {{label}} is not one of the model's classes {listed}")
+        encoded = [np.array([class_of[text] for text in texts], dtype=np.int64)[inverse] for texts, inverse in distinct]
+        return encoded, list(known)
     if all(_NUMBER.fullmatch(text) for text in all_texts):
         refuse(
             lambda text: decimal.Decimal(text).is_finite() and decimal.Decimal(text).adjusted() >= _MAX_LABEL_DIGITS,
@@ -114,3 +124,14 @@ def encode_labels(tables: list[tuple[Table, str]], column: str) -> tuple[list[np
         class_of = {text: position for position, text in enumerate(class_names)}
     encoded = [np.array([class_of[text] for text in texts], dtype=np.int64)[inverse] for texts, inverse in distinct]
     return encoded, class_names
+
+
+def _known_class(text: str, known: list[str]) -> int:
+    """Return the index of label ``text`` among the class names ``known`` (-1 if none)."""
+    if text in known:
+        return known.index(text)
+    if _NUMBER.fullmatch(text) and decimal.Decimal(text).adjusted() < _MAX_LABEL_DIGITS:
+        value = _integer_label(text)
+        if value is not None and str(value) in known:
+            return known.index(str(value))
+    return -1

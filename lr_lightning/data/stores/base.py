@@ -130,6 +130,10 @@ class RowStore(ABC):
         """Features (M, D) to predict on, in the user's row order (the predict file's, or the source's)."""
 
     @abstractmethod
+    def predict_targets(self) -> Tensor | None:
+        """Actual targets (M, K) or labels (M,) of :meth:`predict_features`' rows, ``None`` when there are none."""
+
+    @abstractmethod
     def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         """Positions ``first .. last - 1`` of ``split``: features (n, D) and targets (n, K) or (n,) as arrays."""
 

@@ -63,11 +63,13 @@ class MemmapStore(RowStore):
         features: np.ndarray,
         targets: np.ndarray,
         predict: np.ndarray | None,
+        actual: np.ndarray | None,
     ) -> None:
         super().__init__(split, dtype, task)
         self.features = features  # (N, D), on disk
         self.targets = targets  # (N, K) float or (N,) int labels, as the source gave them
         self._predict = predict  # (M, D) from a predict file, else None
+        self._actual = actual  # targets of the rows predicted on, if known (the predict file's, or ``targets``)
         self._blocks = split
 
     @classmethod
@@ -98,7 +100,10 @@ class MemmapStore(RowStore):
         """Keep references to the source arrays; nothing is read."""
         assert isinstance(split, BlockSplit)
         targets = data.targets if data.targets.ndim == 2 or task == "classification" else data.targets[:, None]
-        return cls(split, dtype, task, data.features, targets, data.predict_features)
+        actual = data.predict_targets if data.predict_features is not None else None if data.unlabelled else targets
+        if actual is not None and actual.ndim == 1 and task != "classification":
+            actual = actual[:, None]
+        return cls(split, dtype, task, data.features, targets, data.predict_features, actual)
 
     def _predict_source(self) -> np.ndarray:
         return self._predict if self._predict is not None else self.features
@@ -119,6 +124,14 @@ class MemmapStore(RowStore):
         source = self._predict_source()
         everything = RowBlocks.cut(0, len(source), len(source))
         return torch.from_numpy(read_rows(source, everything, self.numpy_dtypes[0], PageReleaser(source)))
+
+    def predict_targets(self) -> Tensor | None:
+        """Return the targets of the rows predicted on, read into memory in file order (``None`` when unknown)."""
+        if self._actual is None:
+            return None
+        everything = RowBlocks.cut(0, len(self._actual), len(self._actual))
+        dtype = self.numpy_dtypes[1]
+        return torch.from_numpy(read_rows(self._actual, everything, dtype, PageReleaser(self._actual)))
 
     def loader(self, split: str, options: LoaderOptions) -> DiskBatchLoader:
         """Batches read block by block from the memmap."""

@@ -67,11 +67,15 @@ class MemoryStore(RowStore):
         features: Tensor,
         targets: Tensor,
         predict: Tensor | None,
+        actual: Tensor | None,
+        actual_from_rows: bool,
     ) -> None:
         super().__init__(split, dtype, task)
         self.features = features  # (N, D), rows in split order
         self.targets = targets  # (N, K) float or (N,) int64
         self._predict = predict  # (M, D) from a predict file, else None
+        self._actual = actual  # (M, K) or (M,): the predict file's targets, if it has them
+        self._actual_from_rows = actual_from_rows  # predicting on the rows themselves, which have real targets
         self._ordered = split
 
     @classmethod
@@ -102,7 +106,7 @@ class MemoryStore(RowStore):
         float_dtype = np.float64 if dtype == torch.float64 else np.float32
         targets = data.targets if data.targets.ndim == 2 or task == "classification" else data.targets[:, None]
         target_dtype = np.int64 if task == "classification" else float_dtype
-        predict = data.predict_features
+        predict, actual = data.predict_features, data.predict_targets
         return cls(
             split,
             dtype,
@@ -110,6 +114,8 @@ class MemoryStore(RowStore):
             torch.from_numpy(split.gather(data.features, "all", float_dtype)),
             torch.from_numpy(split.gather(targets, "all", target_dtype)),
             torch.from_numpy(np.ascontiguousarray(predict, dtype=float_dtype)) if predict is not None else None,
+            _as_tensor(actual, target_dtype),
+            data.predict_features is None and data.unlabelled is None,
         )
 
     def read(self, split: str) -> tuple[Tensor, Tensor]:
@@ -128,6 +134,13 @@ class MemoryStore(RowStore):
         order = self._ordered.order
         return self.features if order is None else self.features.index_select(0, torch.from_numpy(np.argsort(order)))
 
+    def predict_targets(self) -> Tensor | None:
+        """Return the predict file's targets, or every row's gathered back into the source's order (a copy)."""
+        if not self._actual_from_rows:
+            return self._actual
+        order = self._ordered.order
+        return self.targets if order is None else self.targets.index_select(0, torch.from_numpy(np.argsort(order)))
+
     def loader(self, split: str, options: LoaderOptions) -> InMemoryBatchLoader:
         """Batches of views (or gathered copies when shuffling) of the stored rows."""
         tensors = (self.predict_features(),) if split == "predict" else self.read(split)
@@ -135,3 +148,11 @@ class MemoryStore(RowStore):
             *tensors,
             **asdict(options),
         )
+
+
+def _as_tensor(actual: np.ndarray | None, dtype: type) -> Tensor | None:
+    """Return a predict file's targets as a tensor of ``dtype``, regression targets as (M, K)."""
+    if actual is None:
+        return None
+    actual = actual if actual.ndim == 2 or dtype is np.int64 else actual[:, None]
+    return torch.from_numpy(np.ascontiguousarray(actual, dtype=dtype))
