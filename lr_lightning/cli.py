@@ -8,7 +8,9 @@ What this CLI adds to Lightning's:
 * model and data in subclass mode: configs name ``class_path`` and ``init_args``;
 * the data's shape flows into the model (``data.num_features -> model.in_features`` and so on), so no config
   repeats the data's dimensions;
-* a TensorBoard logger under ``runs/<experiment>/version_N``: every run gets a new version folder;
+* a TensorBoard logger under ``runs/<experiment>/version_N``: every fit gets a new version folder, and
+  ``validate``, ``test`` and ``predict`` from a fit's checkpoint get ``version_N/<subcommand>_K`` inside it (with
+  ``metrics.json`` after ``validate`` and ``test``), so TensorBoard shows which run a test belongs to;
 * two checkpoints: the best epoch by ``val_loss`` (``best_checkpoint``) and the latest epoch for resuming
   (``latest_checkpoint``);
 * seeded by default (``seed_everything: 0``), the resolved config saved in the run folder;
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from typing import Any
 
 import torch
@@ -50,6 +51,7 @@ from lr_lightning.config_checks import (
     check_run_folders,
     check_values,
     name_the_option,
+    place_evaluation_run,
     use_exclusive_tensorboard_logger,
 )
 from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
@@ -59,6 +61,7 @@ from lr_lightning.errors import InputError, one_line
 from lr_lightning.fit_summary import ValidationHistory, coefficient_summary, format_fit_summary
 from lr_lightning.models.base import LinearModelBase
 from lr_lightning.prediction_writer import CSVPredictionWriter
+from lr_lightning.run_metrics import RunMetrics
 
 __all__ = ["LRLightningCLI", "cli", "main"]
 
@@ -117,6 +120,7 @@ class LRLightningCLI(LightningCLI):
         parser.add_lightning_class_args(TensorBoardDashboard, "dashboard")
         parser.add_lightning_class_args(LearningRateLogger, "lr_monitor")
         parser.add_lightning_class_args(ValidationHistory, "validation_history")  # for the summary after fit
+        parser.add_lightning_class_args(RunMetrics, "run_metrics")  # metrics.json after validate and test
 
         parser.add_optimizer_args((Optimizer,))
         parser.set_defaults(
@@ -175,16 +179,8 @@ class LRLightningCLI(LightningCLI):
             config["weights_only"] = True
         match_data_task_to_model(config)
         use_exclusive_tensorboard_logger(config)
+        place_evaluation_run(config, self.subcommand)
         check_run_folders(config, self.subcommand)
-        if self.subcommand in ("validate", "test", "predict"):
-            # These runs get a version folder of their own, so the checkpoint callbacks' saved state names another
-            # folder; ModelCheckpoint's warning that top-k tracking will not be restored only matters when resuming a
-            # fit. Set inside cli()'s catch_warnings, so it lasts for this run only.
-            warnings.filterwarnings(
-                "ignore",
-                message=r"The dirpath has changed from .* won't be reloaded",
-                module=r"lightning\.pytorch\.callbacks\.model_checkpoint",
-            )
 
     def instantiate_classes(self) -> None:
         """Instantiate; a constructor's :class:`InputError` gets the option's full name (``data.init_args.seed``).
@@ -207,7 +203,13 @@ class LRLightningCLI(LightningCLI):
             writer.prepare(self.datamodule)  # a kept column that is missing stops the run before anything is written
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """Build the trainer with lr_lightning's atomic, ``weights_only=True`` CheckpointIO, whatever the config."""
+        """Build the trainer with lr_lightning's atomic, ``weights_only=True`` CheckpointIO, whatever the config.
+
+        ``trainer.enable_progress_bar`` left unset shows Lightning's progress bar in a terminal only, not in a log
+        file or a pipe, where its redrawn lines would be noise.
+        """
+        if self._get(self.config_init, "trainer", default={}).get("enable_progress_bar") is None:
+            kwargs.setdefault("enable_progress_bar", sys.stderr.isatty())
         try:
             trainer = super().instantiate_trainer(**kwargs)
         except MisconfigurationException as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from lr_lightning.errors import InputError
 from lr_lightning.loggers import LIGHTNING_TENSORBOARD_PATHS
-from lr_lightning.run_folders import VERSION_PREFIX, check_writable, refuse_used_folder
+from lr_lightning.run_folders import EVALUATIONS, VERSION_PREFIX, check_writable, fit_run_folder, refuse_used_folder
 
 __all__ = [
     "LINKED_HPARAMS",
@@ -28,8 +29,12 @@ __all__ = [
     "experiment_dir",
     "name_the_option",
     "named_class",
+    "place_evaluation_run",
     "use_exclusive_tensorboard_logger",
 ]
+
+#: The class path of lr_lightning's TensorBoardLogger (:mod:`lr_lightning.loggers`), the one that can place a run.
+TENSORBOARD_LOGGER = "lr_lightning.loggers.TensorBoardLogger"
 
 #: The largest seed: numpy's and Lightning's seeds are 32-bit.
 MAX_SEED = 2**32 - 1
@@ -135,7 +140,7 @@ def use_exclusive_tensorboard_logger(config: Any) -> None:
     """Swap Lightning's TensorBoardLogger for :class:`lr_lightning.loggers.TensorBoardLogger` (same arguments)."""
     for logger in _loggers(config):
         if _get(logger, "class_path") in LIGHTNING_TENSORBOARD_PATHS:
-            logger["class_path"] = "lr_lightning.loggers.TensorBoardLogger"
+            logger["class_path"] = TENSORBOARD_LOGGER
 
 
 def _experiment_of(init_args: Any) -> Path:
@@ -152,13 +157,49 @@ def experiment_dir(config: Any) -> Path | None:
     return None
 
 
+def _same_folder(first: Path, second: Path) -> bool:
+    return os.path.normcase(first.absolute().resolve()) == os.path.normcase(second.absolute().resolve())
+
+
+def place_evaluation_run(config: Any, subcommand: str) -> None:
+    """Send a ``validate``, ``test`` or ``predict`` run from a fit's checkpoint into that fit's run folder.
+
+    When ``ckpt_path`` (aliases resolved) is ``<save_dir>/<name>/version_N/checkpoints/<file>``, the layout the CLI
+    saves a fit's checkpoints in (:func:`~lr_lightning.run_folders.fit_run_folder`), every
+    :class:`lr_lightning.loggers.TensorBoardLogger` of the config without an explicit ``version`` gets
+    ``fit_version: version_N`` and ``evaluation: <subcommand>``: its run folder is the next free
+    ``version_N/<subcommand>_K``, claimed when the run starts. Its ``save_dir`` and ``name`` become the
+    checkpoint's when they name another experiment. Any other run (a ``fit``, a checkpoint file elsewhere, an
+    explicit ``version``) gets ``fit_version`` and ``evaluation`` unset: a new ``version_N`` folder, as before; a
+    config saved by an evaluation run therefore never sends another run into that fit's folder.
+
+    Nothing is created here; the values written into the config are plain strings, saved with it in
+    ``config.yaml``.
+    """
+    ckpt_path = _get(config, "ckpt_path")
+    fit_folder = fit_run_folder(ckpt_path) if subcommand in EVALUATIONS and ckpt_path else None
+    for logger in _loggers(config):
+        init_args = _get(logger, "init_args")
+        if _get(logger, "class_path") != TENSORBOARD_LOGGER or init_args is None:
+            continue
+        placed = fit_folder is not None and _get(init_args, "version") is None
+        init_args["fit_version"] = fit_folder.name if placed and fit_folder is not None else None
+        init_args["evaluation"] = subcommand if placed else None
+        if not placed or fit_folder is None or _get(init_args, "save_dir") is None:
+            continue
+        experiment = fit_folder.parent
+        if not _same_folder(_experiment_of(init_args), experiment):
+            init_args["save_dir"], init_args["name"] = str(experiment.parent), experiment.name
+
+
 def check_run_folders(config: Any, subcommand: str) -> None:
     """Refuse a run that would write into another run's folder, or where nothing can be written.
 
     * a logger's explicit ``version`` naming a folder that holds files;
     * a checkpoint callback's explicit ``dirpath`` (``best_checkpoint``, ``latest_checkpoint``, a ModelCheckpoint
       in ``trainer.callbacks``) that holds files, when fitting;
-    * a ``save_dir`` that cannot be written.
+    * a ``save_dir`` that cannot be written;
+    * an evaluation (:func:`place_evaluation_run`) whose fit's run folder cannot be written.
     """
     for index, logger in enumerate(_loggers(config)):
         init_args = _get(logger, "init_args") or {}
@@ -166,6 +207,9 @@ def check_run_folders(config: Any, subcommand: str) -> None:
         if save_dir is None:
             continue
         check_writable(save_dir, "trainer.logger.init_args.save_dir")
+        fit_version = _get(init_args, "fit_version")
+        if fit_version is not None:
+            _check_fit_folder_writable(_experiment_of(init_args) / str(fit_version), subcommand)
         version = _get(init_args, "version")
         if version is not None:
             folder = version if isinstance(version, str) else f"{VERSION_PREFIX}{version}"
@@ -181,3 +225,13 @@ def check_run_folders(config: Any, subcommand: str) -> None:
     for key, dirpath in dirpaths:
         if dirpath is not None:
             refuse_used_folder(dirpath, f"{key}.dirpath", dirpath, "checkpoints")
+
+
+def _check_fit_folder_writable(fit_folder: Path, subcommand: str) -> None:
+    try:
+        check_writable(fit_folder, "--ckpt_path")
+    except InputError as error:
+        raise InputError(
+            f"{error}; {subcommand} writes its logs into a folder of the fit's run folder {fit_folder}: pass "
+            f"--trainer.logger.init_args.version NAME to write them into <save_dir>/<name>/NAME instead"
+        ) from None

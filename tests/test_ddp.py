@@ -63,10 +63,10 @@ def test_ddp_writes_one_run(runs: dict[str, Path]) -> None:
 
 def test_ddp_predict_writes_every_row_once(runs: dict[str, Path], tmp_path: Path) -> None:
     checkpoint = runs["ddp"] / "runs" / "sourdough_ddp" / "version_0" / "checkpoints" / "latest.ckpt"
-    # In a folder of its own: the fit's folder stays as the other tests of this module expect, in any order.
+    # The predictions go into a folder of the fit's run folder (version_0/predict_0), wherever the command runs.
     result = run_cli(["predict", "--config", DDP_CONFIG, "--ckpt_path", str(checkpoint)], cwd=tmp_path)
     assert result.stdout.count("Predictions written to") == 1
-    files = list((tmp_path / "runs" / "sourdough_ddp").glob("version_*/predictions.csv"))
+    files = list(checkpoint.parent.parent.glob("predict_*/predictions.csv"))
     assert len(files) == 1
     with files[0].open() as handle:
         rows = list(csv.DictReader(handle))

@@ -157,7 +157,7 @@ def test_iris_csv_predicts_species_names_in_a_fresh_process(tmp_path: Path) -> N
     run_cli(["fit", "--config", config, *data], cwd=tmp_path)
     checkpoint = tmp_path / "runs/logistic_csv/version_0/checkpoints/latest.ckpt"
     run_cli(["predict", "--config", config, *data, "--ckpt_path", str(checkpoint)], cwd=tmp_path)
-    with (tmp_path / "runs/logistic_csv/version_1/predictions.csv").open() as handle:
+    with (tmp_path / "runs/logistic_csv/version_0/predict_0/predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 150
     # The predicted class under the label column's own name, then the file's label and whether they agree.

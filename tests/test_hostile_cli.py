@@ -218,8 +218,8 @@ def test_ckpt_path_best_and_last_name_the_newest_fit(experiment: Path, capsys: p
     assert f"--ckpt_path best: {best.relative_to(experiment)}" in capsys.readouterr().err
     main(["predict", "--config", "base.yaml", "--ckpt_path", "last"])
     assert "--ckpt_path last: runs/exp/version_0/checkpoints/latest.ckpt" in capsys.readouterr().err
-    assert (experiment / "runs/exp/version_2/predictions.csv").is_file()
-    # version_1 (test) and version_2 (predict) saved no checkpoint: "last" still means version_0's fit.
+    assert (experiment / "runs/exp/version_0/predict_0/predictions.csv").is_file()
+    # The test and the predict went into version_0/test_0 and version_0/predict_0: "last" still means the fit's.
     main(["predict", "--config", "base.yaml", "--ckpt_path", "last"])
     assert "runs/exp/version_0/checkpoints/latest.ckpt" in capsys.readouterr().err
 
@@ -302,12 +302,12 @@ def test_formula_like_names_are_written_as_text(tmp_path: Path, monkeypatch: pyt
     for config in ("classify.yaml", "regress.yaml"):
         main(["fit", "--config", config])
         main(["predict", "--config", config, "--ckpt_path", "last"])
-    with open("runs/classify/version_1/predictions.csv", newline="") as handle:
+    with open("runs/classify/version_0/predict_0/predictions.csv", newline="") as handle:
         rows_read = list(csv.reader(handle))
     header = rows_read[0]
     for column in ("kind", "kind_actual"):  # the predicted class, and the file's own
         assert {row[header.index(column)] for row in rows_read[1:]} == {'\'=HYPERLINK("http://x")', "'@cmd"}
-    with open("runs/regress/version_1/predictions.csv", newline="") as handle:
+    with open("runs/regress/version_0/predict_0/predictions.csv", newline="") as handle:
         header, first = list(csv.reader(handle))[:2]
     assert header == ["'@total", "'@total_actual", "'@total_residual"]
     [float(cell) for cell in first]  # numbers stay numbers, negative ones too

@@ -99,7 +99,8 @@ def test_checkpoint_predicts_the_same_in_a_fresh_process(tmp_path: Path) -> None
     run_cli(["fit", "--config", config, *small], cwd=tmp_path)
     checkpoint = tmp_path / "runs/logistic_multiclass/version_0/checkpoints/latest.ckpt"
     run_cli(["predict", "--config", config, *small, "--ckpt_path", str(checkpoint)], cwd=tmp_path)
-    header, probabilities, labels = _read_predictions(tmp_path / "runs/logistic_multiclass/version_1/predictions.csv")
+    written = tmp_path / "runs/logistic_multiclass/version_0/predict_0/predictions.csv"  # beside the fit
+    header, probabilities, labels = _read_predictions(written)
     # The generated rows have their labels: the actual class and whether the prediction was right follow.
     assert header == ["p_0", "p_1", "p_2", "p_3", "label", "label_actual", "correct"]
     assert len(labels) == 600
