@@ -10,6 +10,7 @@ filters are in ``pyproject.toml``.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -41,6 +42,31 @@ def _hide_library_warnings() -> None:
         message=r"Couldn't infer the batch indices .*`(InMemory|Disk)BatchLoader`",
         module=r"lightning\.pytorch\.loops\.prediction_loop",
     )
+    # lightning.pytorch.loops.fit_loop: fewer batches per epoch than log_every_n_steps; the models log once per
+    # epoch, so the step interval changes nothing a user sees.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The number of training batches .* is smaller than the logging interval",
+        module=r"lightning\.pytorch\.loops\.fit_loop",
+    )
+    # lightning.pytorch.callbacks.model_checkpoint: every run (a resumed fit too) writes into a version folder of
+    # its own, so the checkpoint's saved folder is always another; the best checkpoint is tracked afresh there.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The dirpath has changed from .* won't be reloaded",
+        module=r"lightning\.pytorch\.callbacks\.model_checkpoint",
+    )
+
+
+class _HideAdvertisements(logging.Filter):
+    """Drop Lightning's "💡 Tip: ... try installing ..." messages, advertisements of other packages."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+#: The logger Lightning's ``rank_zero_info`` writes to, advertisements included.
+_LIGHTNING_INFO = logging.getLogger("lightning.pytorch.utilities.rank_zero")
 
 
 def _restore_environment(before: dict[str, str]) -> None:
@@ -53,11 +79,14 @@ def _restore_environment(before: dict[str, str]) -> None:
 
 @contextmanager
 def run_scope() -> Iterator[None]:
-    """Hide the library warnings for the block; then restore the warning filters and the environment."""
+    """Hide library warnings and advertisements for the block; then restore the warning filters and environment."""
     environment = dict(os.environ)
+    advertisements = _HideAdvertisements()
+    _LIGHTNING_INFO.addFilter(advertisements)
     try:
         with warnings.catch_warnings():
             _hide_library_warnings()
             yield
     finally:
+        _LIGHTNING_INFO.removeFilter(advertisements)
         _restore_environment(environment)

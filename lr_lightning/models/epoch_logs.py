@@ -52,7 +52,8 @@ class EpochLoss:
             total = module.trainer.strategy.reduce(total, reduce_op="sum")  # ranks may hold unequal row counts
         if total[1] > 0:
             # Every rank now holds the same value; sync_dist only averages equal numbers (and keeps Lightning quiet).
-            module.log(f"{stage}_loss", total[0] / total[1], sync_dist=True)
+            # train_loss and val_loss also show in the progress bar.
+            module.log(f"{stage}_loss", total[0] / total[1], sync_dist=True, prog_bar=stage in ("train", "val"))
 
 
 def log_metrics(module: pl.LightningModule, collection: MetricCollection, output_names: Sequence[str] = ()) -> None:
