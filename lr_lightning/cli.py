@@ -48,6 +48,7 @@ from lr_lightning.cli_scope import run_scope
 from lr_lightning.cli_tasks import match_data_task_to_model
 from lr_lightning.config_checks import (
     LINKED_HPARAMS,
+    check_option_order,
     check_run_folders,
     check_values,
     name_the_option,
@@ -135,6 +136,8 @@ class LRLightningCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """Parse; ``predict --ckpt_path CKPT`` without a config takes the model and data from the checkpoint first."""
         argv = sys.argv[1:] if args is None else args
+        if isinstance(argv, list):
+            check_option_order(argv)
         implied = checkpoint_defaults(argv) if isinstance(argv, list) else None
         if implied is not None:
             subcommand, defaults = implied

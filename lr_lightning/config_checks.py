@@ -24,6 +24,7 @@ __all__ = [
     "MAX_SEED",
     "OWN_SECTIONS",
     "VALUE_RULES",
+    "check_option_order",
     "check_run_folders",
     "check_values",
     "experiment_dir",
@@ -235,3 +236,42 @@ def _check_fit_folder_writable(fit_folder: Path, subcommand: str) -> None:
             f"{error}; {subcommand} writes its logs into a folder of the fit's run folder {fit_folder}: pass "
             f"--trainer.logger.init_args.version NAME to write them into <save_dir>/<name>/NAME instead"
         ) from None
+
+
+def _sets(config: Any, key: str) -> bool:
+    """Whether the loaded YAML ``config`` sets the dotted ``key`` (``init_args`` levels may be left out of it)."""
+    node = config
+    for part in key.split("."):
+        if isinstance(node, dict) and part not in node and isinstance(node.get("init_args"), dict):
+            node = node["init_args"]
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def check_option_order(args: list[str]) -> None:
+    """Refuse an option that a later ``--config`` file sets: jsonargparse applies them in order, the file last.
+
+    ``lr-lightning predict --ckpt_path last --config my.yaml`` would otherwise run with the file's ``ckpt_path``
+    (``null`` in a config printed by ``--print_config``), silently. An option the file does not set is kept.
+    """
+    import yaml
+
+    earlier: list[str] = []
+    for index, arg in enumerate(args[1:], start=1):
+        option, _, inline = arg.partition("=")
+        if option != "--config":
+            if option.startswith("--"):
+                earlier.append(option)
+            continue
+        path = inline or (args[index + 1] if index + 1 < len(args) else "")
+        try:
+            config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # the parser reports a file it cannot read
+        replaced = next((option for option in earlier if _sets(config, option[2:])), None)
+        if replaced is not None:
+            raise InputError(
+                f"{replaced} comes before --config {path}, which sets it too and would replace it; put --config first"
+            )

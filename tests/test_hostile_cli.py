@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from lr_lightning.cli import main
+from lr_lightning.cli import cli, main
 from lr_lightning.data import SourdoughDataModule
 from lr_lightning.data.contract import ArrayData
 from lr_lightning.errors import InputError
@@ -346,3 +346,15 @@ def test_a_full_disk_is_one_line(experiment: Path) -> None:
         assert "Traceback" not in result.stderr
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+def test_an_option_a_later_config_would_replace_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """jsonargparse applies --config where it stands: options before it that the file also sets would be lost."""
+    monkeypatch.chdir(tmp_path)
+    printed = tmp_path / "printed.yaml"
+    printed.write_text("ckpt_path: null\ntrainer:\n  max_epochs: 3\n")
+    with pytest.raises(InputError, match=r"^--ckpt_path comes before --config .*printed.yaml, which sets it too"):
+        cli(["predict", "--ckpt_path", "last", "--config", str(printed)])
+    with pytest.raises(InputError, match=r"^--trainer.max_epochs comes before --config"):
+        cli(["fit", "--trainer.max_epochs", "9", "--config", str(printed)])
+    assert not (tmp_path / "runs").exists()
