@@ -1,0 +1,158 @@
+"""``solver="exact"``: one epoch of a streaming QR gives least squares and ridge, as numpy and scikit-learn do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+from lr_lightning import least_squares
+from lr_lightning.cli import main
+from lr_lightning.closed_form import RankDeficiencyWarning, through_point
+from lr_lightning.data import ArraysDataModule, SourdoughDataModule
+from lr_lightning.data.sourdough import SOURDOUGH_FEATURES, SOURDOUGH_TARGETS
+from lr_lightning.errors import InputError
+from lr_lightning.models import LinearRegression, MultiOutputRegression
+from lr_lightning.penalties import sklearn_ridge_alpha
+from tests.helpers import CONFIGS, fit, run_cli
+
+#: Relative tolerance of float32 weights (and float32 buffers and data) against the float64 solution.
+FLOAT32_RTOL = 1e-5
+
+
+def _three_targets(rows: int = 300, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 5)) * [1.0, 10.0, 0.1, 3.0, 1.0] + [0.0, 50.0, -2.0, 0.0, 7.0]
+    coef = rng.normal(size=(3, 5))
+    y = x @ coef.T + [1.0, -4.0, 20.0] + 0.3 * rng.normal(size=(rows, 3))
+    return x, y
+
+
+def _exact_fit(
+    x: np.ndarray, y: np.ndarray, precision: str = "64-true", epochs: int = 1, **options: Any
+) -> tuple[MultiOutputRegression, pl.Trainer]:
+    data_options = {key: options.pop(key) for key in ("standardize", "standardize_targets") if key in options}
+    data = ArraysDataModule(x, y, batch_size=64, shuffle=True, **data_options)
+    model = MultiOutputRegression(in_features=x.shape[1], out_features=y.shape[1], solver="exact", **options)
+    trainer = fit(model, data, epochs=epochs, precision=precision)
+    return model, trainer
+
+
+@pytest.mark.parametrize("precision", ["64-true", "32-true"])
+def test_sourdough_in_one_epoch_is_least_squares_and_the_gap_is_zero(precision: str) -> None:
+    data = SourdoughDataModule(batch_size=3)  # four batches, the last of one row
+    model = MultiOutputRegression(in_features=3, out_features=2, solver="exact")
+    trainer = fit(model, data, epochs=1, precision=precision)
+    reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
+    rtol, gap = (1e-10, 1e-10) if precision == "64-true" else (FLOAT32_RTOL, 1e-4)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=rtol)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=rtol)
+    assert abs(float(trainer.callback_metrics["optimality_gap"])) < gap
+    np.testing.assert_allclose(float(trainer.callback_metrics["train_loss"]), reference.mse_, rtol=max(rtol, 1e-7))
+    assert trainer.global_step == 4  # one step per accumulated batch, no optimizer step
+
+
+def test_three_targets_match_lstsq_and_later_epochs_keep_the_weights() -> None:
+    x, y = _three_targets()
+    reference = least_squares(x, y)
+    one, _ = _exact_fit(x, y)
+    np.testing.assert_allclose(one.coef_, reference.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(one.intercept_, reference.intercept_, rtol=1e-10)
+    three, _ = _exact_fit(x, y, epochs=3)  # each epoch re-solves: the same answer to rounding
+    np.testing.assert_allclose(three.coef_, one.coef_, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(three.intercept_, one.intercept_, rtol=1e-12)
+    single, _ = _exact_fit(x, y, precision="32-true")
+    np.testing.assert_allclose(single.coef_, reference.coef_, rtol=FLOAT32_RTOL, atol=1e-5)
+    np.testing.assert_allclose(single.intercept_, reference.intercept_, rtol=FLOAT32_RTOL)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_l2_matches_sklearn_ridge(standardize: bool) -> None:
+    x, y = _three_targets()
+    l2 = 0.05
+    model, _ = _exact_fit(x, y, standardize=standardize, l2_strength=l2)
+    design = StandardScaler().fit_transform(x) if standardize else x
+    reference = Ridge(alpha=sklearn_ridge_alpha(l2, len(x))).fit(design, y)
+    # The layer's weights are those of the standardized (or raw) features that Ridge saw.
+    np.testing.assert_allclose(model.linear.weight.detach().numpy(), reference.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.linear.bias.detach().numpy(), reference.intercept_, rtol=1e-10)
+
+
+def test_standardized_targets_change_the_layer_not_the_solution() -> None:
+    x, y = _three_targets()
+    plain, _ = _exact_fit(x, y, l2_strength=0.05)
+    scaled, _ = _exact_fit(x, y, l2_strength=0.05, standardize_targets=True)
+    assert not np.allclose(scaled.linear.weight.detach().numpy(), plain.linear.weight.detach().numpy())
+    np.testing.assert_allclose(scaled.coef_, plain.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(scaled.intercept_, plain.intercept_, rtol=1e-10)
+
+
+def test_without_bias() -> None:
+    x, y = _three_targets()
+    raw, _ = _exact_fit(x, y, standardize=False, bias=False)
+    reference = least_squares(x, y, fit_intercept=False)
+    np.testing.assert_allclose(raw.coef_, reference.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(raw.intercept_, 0.0, atol=1e-12)
+    # On centred features the layer without a bias passes through (mean of x, 0): the fit through that point.
+    centred, _ = _exact_fit(x, y, standardize=True, bias=False)
+    through = through_point(least_squares(x, y), x.mean(axis=0), np.zeros(3))
+    np.testing.assert_allclose(centred.coef_, through.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(centred.intercept_, through.intercept_, rtol=1e-10, atol=1e-10)
+
+
+def test_a_rank_deficient_design_warns_and_gives_the_minimum_norm_solution() -> None:
+    x, y = _three_targets(rows=100)
+    x = np.hstack([x[:, :2], 2.0 * x[:, :1]])  # the third column is twice the first: rank 2
+    with pytest.warns(RankDeficiencyWarning, match="rank 2 < 3"):
+        model, _ = _exact_fit(x, y, standardize=False)
+    centred_x, centred_y = x - x.mean(axis=0), y - y.mean(axis=0)
+    minimum_norm = np.linalg.lstsq(centred_x, centred_y, rcond=None)[0].T  # (K, D)
+    np.testing.assert_allclose(model.coef_, minimum_norm, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.coef_[:, 2], 2.0 * model.coef_[:, 0], rtol=1e-9)  # no weight to spare
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(InputError, match="solver must be one of gradient, exact, got 'newton'"):
+        LinearRegression(in_features=2, solver="newton")
+    with pytest.raises(InputError, match="l1_strength must be 0"):
+        LinearRegression(in_features=2, solver="exact", l1_strength=0.1)
+    gradient = LinearRegression(in_features=2)
+    assert gradient.automatic_optimization and gradient.hparams["solver"] == "gradient"
+
+
+def test_the_exact_config_fits_and_its_checkpoint_reloads(tmp_path: Path) -> None:
+    run_cli(["fit", "--config", str(CONFIGS / "exact.yaml")], cwd=tmp_path)
+    checkpoint = tmp_path / "runs" / "exact" / "version_0" / "checkpoints" / "latest.ckpt"
+    model = MultiOutputRegression.load_from_checkpoint(checkpoint)
+    assert model.hparams["solver"] == "exact" and model.solver == "exact" and not model.automatic_optimization
+    reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=FLOAT32_RTOL)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=FLOAT32_RTOL)
+
+
+def test_a_bad_solver_exits_2_naming_the_option(in_tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(CONFIGS / "exact.yaml"), "--model.init_args.solver", "newton"])
+    assert exit_info.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "solver" in last_line and "newton" in last_line
+
+
+@pytest.mark.slow
+def test_ddp_ranks_merge_to_the_single_process_solution(tmp_path: Path) -> None:
+    """Two CPU processes of 5 rows each, 2-row batches: their merged states solve to least squares of all 10."""
+    options = ["--model.init_args.solver", "exact", "--trainer.max_epochs", "1", "--data.init_args.batch_size", "2"]
+    run_cli(["fit", "--config", str(CONFIGS / "ddp.yaml"), *options, "--trainer.precision", "64-true"], cwd=tmp_path)
+    checkpoint = tmp_path / "runs" / "sourdough_ddp" / "version_0" / "checkpoints" / "latest.ckpt"
+    # load_from_checkpoint builds a float32 model; the float64 weights are compared as saved.
+    model = MultiOutputRegression(in_features=3, out_features=2, solver="exact").double()
+    model.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
+    reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
+    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-10)
+    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-10)
