@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lr_lightning.checkpoint import load_checkpoint
+from lr_lightning.cli import main
 from lr_lightning.models import LinearRegression, LogisticRegression
 from tests.helpers import run_cli
 
@@ -40,6 +41,15 @@ def _read_csv(path: Path) -> dict[str, list[str]]:
 def _only(pattern: str, root: Path) -> Path:
     [found] = root.glob(pattern)
     return found
+
+
+def _refused(args: list[str], folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``lr-lightning ARGS`` in this process in ``folder``; check it exits 2 and return its last stderr line."""
+    monkeypatch.chdir(folder)
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def _newest_predictions(root: Path) -> Path:
@@ -122,59 +132,62 @@ def test_test_from_the_checkpoint_alone_evaluates_every_row_of_the_new_file(regr
     assert float(printed.split()[-1]) == pytest.approx(mse, rel=1e-4)  # all 40 rows, none held out
 
 
-def test_a_file_without_the_target_is_refused_for_test_in_one_line(regression_run: tuple) -> None:
+def test_a_file_without_the_target_is_refused_for_test_in_one_line(
+    regression_run: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, ckpt, _ = regression_run
     path = _write_csv(folder / "features_only.csv", {"a": [1.0, 2.0], "b": [0.0, 1.0], "c": [3.0, 4.0]})
     before = sorted(p for p in folder.rglob("*"))
-    result = run_cli(["test", "--ckpt_path", str(ckpt), "--data.path", str(path)], cwd=folder, check=False)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"lr-lightning: error: {path}: no target column 'y': its rows can only be predicted on"
-    )
+    result = _refused(["test", "--ckpt_path", str(ckpt), "--data.path", str(path)], folder, monkeypatch, capsys)
+    assert result == (f"lr-lightning: error: {path}: no target column 'y': its rows can only be predicted on")
     assert sorted(p for p in folder.rglob("*")) == before
 
 
-def test_a_missing_feature_is_named(regression_run: tuple) -> None:
+def test_a_missing_feature_is_named(
+    regression_run: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, ckpt, _ = regression_run
     path = _write_csv(folder / "no_c.csv", {"a": [1.0], "b": [0.0]})
-    result = run_cli(["predict", "--ckpt_path", str(ckpt), "--data.path", str(path)], cwd=folder, check=False)
-    assert result.returncode == 2
-    assert "no feature column 'c'" in result.stderr.strip().splitlines()[-1]
+    result = _refused(["predict", "--ckpt_path", str(ckpt), "--data.path", str(path)], folder, monkeypatch, capsys)
+    assert "no feature column 'c'" in result
 
 
-def test_an_unknown_kept_column_is_refused_before_anything_is_written(regression_run: tuple) -> None:
+def test_an_unknown_kept_column_is_refused_before_anything_is_written(
+    regression_run: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, ckpt, features = regression_run
     path = _write_csv(folder / "keep.csv", {"a": features[:3, 0], "b": features[:3, 1], "c": features[:3, 2]})
     before = sorted(p for p in folder.rglob("*"))
     args = ["predict", "--ckpt_path", str(ckpt), "--data.path", str(path), "--prediction_writer.keep_columns", "[id]"]
-    result = run_cli(args, cwd=folder, check=False)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
+    result = _refused(args, folder, monkeypatch, capsys)
+    last = result
     assert "'id'" in last and str(path) in last
     assert sorted(p for p in folder.rglob("*")) == before
 
 
-def test_an_existing_output_path_is_refused(regression_run: tuple) -> None:
+def test_an_existing_output_path_is_refused(
+    regression_run: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, ckpt, features = regression_run
     path = _write_csv(folder / "again.csv", {"a": features[:3, 0], "b": features[:3, 1], "c": features[:3, 2]})
     taken = folder / "taken.csv"
     taken.write_text("keep me\n")
     args = ["predict", "--ckpt_path", str(ckpt), "--data.path", str(path), "--prediction_writer.path", str(taken)]
-    result = run_cli(args, cwd=folder, check=False)
-    assert result.returncode == 2
-    assert "the file exists" in result.stderr.strip().splitlines()[-1]
+    result = _refused(args, folder, monkeypatch, capsys)
+    assert "the file exists" in result
     assert taken.read_text() == "keep me\n"
 
 
-def test_a_checkpoint_without_a_record_asks_for_a_config(tmp_path: Path, regression_run: tuple) -> None:
+def test_a_checkpoint_without_a_record_asks_for_a_config(
+    tmp_path: Path, regression_run: tuple, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, ckpt, _ = regression_run
     checkpoint = load_checkpoint(ckpt)
     del checkpoint["lr_lightning"]
     old = tmp_path / "old.ckpt"
     torch.save(checkpoint, old)
-    result = run_cli(["predict", "--ckpt_path", str(old), "--data.path", "new.csv"], cwd=tmp_path, check=False)
-    assert result.returncode == 2
-    assert "does not record its model class" in result.stderr.strip().splitlines()[-1]
+    result = _refused(["predict", "--ckpt_path", str(old), "--data.path", "new.csv"], tmp_path, monkeypatch, capsys)
+    assert "does not record its model class" in result
 
 
 @pytest.mark.parametrize(
@@ -185,15 +198,21 @@ def test_a_checkpoint_without_a_record_asks_for_a_config(tmp_path: Path, regress
         ({"feature_names": "a"}, "is not a list of names"),
     ],
 )
-def test_a_forged_record_is_refused(tmp_path: Path, regression_run: tuple, record: dict, message: str) -> None:
+def test_a_forged_record_is_refused(
+    tmp_path: Path,
+    regression_run: tuple,
+    record: dict,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     _, ckpt, _ = regression_run
     checkpoint = load_checkpoint(ckpt)
     checkpoint["lr_lightning"].update(record)
     forged = tmp_path / "forged.ckpt"
     torch.save(checkpoint, forged)
-    result = run_cli(["predict", "--ckpt_path", str(forged), "--data.path", "x.csv"], cwd=tmp_path, check=False)
-    assert result.returncode == 2
-    assert message in result.stderr.strip().splitlines()[-1]
+    result = _refused(["predict", "--ckpt_path", str(forged), "--data.path", "x.csv"], tmp_path, monkeypatch, capsys)
+    assert message in result
 
 
 def test_classifier_predicts_a_new_file_with_its_own_classes_and_says_which_were_right(tmp_path: Path) -> None:
@@ -224,7 +243,9 @@ def test_classifier_predicts_a_new_file_with_its_own_classes_and_says_which_were
     assert written["correct"] == [str(p == t) for p, t in zip(predicted, written["species_actual"], strict=True)]
 
 
-def test_a_label_the_classifier_does_not_know_is_refused_naming_the_row(tmp_path: Path) -> None:
+def test_a_label_the_classifier_does_not_know_is_refused_naming_the_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     rng = np.random.default_rng(4)
     features = rng.normal(size=(60, 2))
     labels = np.where(features[:, 0] > 0, "yes", "no")
@@ -233,9 +254,8 @@ def test_a_label_the_classifier_does_not_know_is_refused_naming_the_row(tmp_path
     run_cli(fit, cwd=tmp_path)
     ckpt = _only("runs/default/version_0/checkpoints/latest.ckpt", tmp_path)
     new = _write_csv(tmp_path / "new.csv", {"u": [0.5, -0.5], "v": [0.0, 0.0], "answer": ["yes", "maybe"]})
-    result = run_cli(["predict", "--ckpt_path", str(ckpt), "--data.path", str(new)], cwd=tmp_path, check=False)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
+    result = _refused(["predict", "--ckpt_path", str(ckpt), "--data.path", str(new)], tmp_path, monkeypatch, capsys)
+    assert result == (
         f"lr-lightning: error: {new}, row 3, column 'answer': label maybe is not one of the model's classes "
         "['no', 'yes']"
     )

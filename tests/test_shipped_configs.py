@@ -1,9 +1,9 @@
 """Every shipped config fits, tests and predicts without a warning a user cannot act on, and shows its losses.
 
-Each config runs ``fit`` (two epochs, small data), then ``test`` and ``predict`` with ``--ckpt_path last``, in a
-fresh process (``lr-lightning`` itself for DDP) with Python's warnings shown once each (``PYTHONWARNINGS=default``).
-Any line of the output that is a warning, or an advertisement, fails the test unless it is on :data:`ALLOWED`,
-each entry with the reason a user is shown it.
+Each config runs ``fit`` (two epochs, small data), then ``test`` and ``predict`` with ``--ckpt_path last``, in this
+process with every Python warning recorded (``lr-lightning`` processes with ``PYTHONWARNINGS=default`` for DDP,
+which starts its processes from the command line). Any line of the output that is a warning, or an
+advertisement, fails the test unless it is on :data:`ALLOWED`, each entry with the reason a user is shown it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+from lr_lightning.cli import main
 from tests.helpers import CONFIGS, REPO
 
 #: Warnings that tell the user something true about their run, which they can act on.
@@ -28,47 +30,51 @@ ALLOWED = [
 #: What marks a line as a warning or an advertisement.
 WARNING_LINE = re.compile(r"warn|💡|Tip:", re.IGNORECASE)
 
-#: Each config's runs: a short fit, then test and predict from its latest checkpoint.
-STAGES = {"fit": ["--trainer.max_epochs", "2"], "test": ["--ckpt_path", "last"], "predict": ["--ckpt_path", "last"]}
-
-DRIVER = """
-import sys
-from lr_lightning.cli import main
-from tests.test_shipped_configs import STAGES
-config, extra = sys.argv[1], sys.argv[2:]
-sys.argv = sys.argv[:1]  # the runs' arguments are main()'s
-for subcommand, options in STAGES.items():
-    main([subcommand, "--config", config, *options, *extra])
-"""
-
-#: Smaller runs of the configs whose data is large or which start processes; every config runs.
+#: Smaller runs of the configs whose data is large; every config runs.
 SHRINK = {
     "synthetic.yaml": ["--data.init_args.n_samples", "2000"],
     "logistic_synthetic.yaml": ["--data.init_args.n_samples", "2000"],
     "logistic_multiclass.yaml": ["--data.init_args.n_samples", "2000"],
 }
 
+#: Each config's runs: a short fit, then test and predict from its latest checkpoint.
+STAGES = {"fit": ["--trainer.max_epochs", "2"], "test": ["--ckpt_path", "last"], "predict": ["--ckpt_path", "last"]}
+
+
+def _output_of_ddp_runs(tmp_path: Path, extra: list[str]) -> list[str]:
+    """Run the three stages as ``lr-lightning`` processes (DDP starts its processes again from the command line)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1", "PYTHONWARNINGS": "default"}
+    lines = []
+    for subcommand, options in STAGES.items():
+        command = [sys.executable, "-m", "lr_lightning", subcommand, "--config", *extra, *options]
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        lines += (result.stdout + result.stderr).splitlines()
+    return lines
+
+
+def _output_of_runs(extra: list[str], capfd: pytest.CaptureFixture[str]) -> list[str]:
+    """Run the three stages in this process, every warning recorded (``always``) and the output captured."""
+    lines = []
+    for subcommand, options in STAGES.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            main([subcommand, "--config", *extra, *options])
+        out, err = capfd.readouterr()
+        lines += [f"{type(w.message).__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
+        lines += (out + err).splitlines()
+    return lines
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(path.name for path in CONFIGS.glob("*.yaml")))
-def test_a_shipped_config_runs_without_warnings_a_user_cannot_act_on(tmp_path: Path, config: str) -> None:
+def test_a_shipped_config_runs_without_warnings_a_user_cannot_act_on(
+    tmp_path: Path, config: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "data").symlink_to(REPO / "data")  # configs name data/… relative to the repository
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1", "PYTHONWARNINGS": "default"}
+    monkeypatch.chdir(tmp_path)
     extra = [str(CONFIGS / config), *SHRINK.get(config, [])]
-    if config == "ddp.yaml":  # DDP starts its processes again from the command line: the real command, thrice
-        commands = [
-            [sys.executable, "-m", "lr_lightning", subcommand, "--config", *extra, *options]
-            for subcommand, options in STAGES.items()
-        ]
-    else:  # one process for the three runs, so that the check costs one start-up per config
-        (tmp_path / "driver.py").write_text(DRIVER)
-        commands = [[sys.executable, str(tmp_path / "driver.py"), *extra]]
-    outputs = []
-    for command in commands:
-        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs.append(result.stdout + result.stderr)
-    lines = "\n".join(outputs).splitlines()
+    lines = _output_of_ddp_runs(tmp_path, extra) if config == "ddp.yaml" else _output_of_runs(extra, capfd)
     unexpected = [
         line for line in lines if WARNING_LINE.search(line) and not any(allowed.search(line) for allowed in ALLOWED)
     ]
