@@ -1,6 +1,6 @@
 """TensorBoard dashboards: figures at validation epochs, a coefficient table, hparams with the final metrics.
 
-:class:`TensorBoardDashboard` adds, every ``every_n_epochs`` validation epochs and once at the end of ``fit``:
+:class:`TensorBoardDashboard` adds, at validation epochs (see below) and once at the end of ``fit``:
 
 * ``figures/predicted_vs_actual`` and ``figures/residuals`` (regression, validation rows);
 * ``figures/fitted_line`` for a model with one input feature (the notebooks' plot);
@@ -18,13 +18,19 @@ memory) and takes least squares from the data's one solve per fit, the reference
 :class:`~lr_lightning.callbacks.OptimalityGap` reads too (:func:`~lr_lightning.callbacks.reachable_least_squares`:
 without an intercept for a model without a bias).
 
+By default (``every_n_epochs=None``) a fit draws at validation epochs while drawing takes at most ``time_budget``
+(8%) of its wall time so far, :data:`AUTO_DRAWINGS` times at most: a drawing (4 figures for sourdough) takes as
+long as 12 to 20 of sourdough's epochs on a 2-core CPU (docs/performance.md, "Dashboard cost").
+``every_n_epochs=N`` draws every N validation epochs whatever that costs; 0 only at the end.
+
 :class:`LearningRateLogger` is Lightning's ``LearningRateMonitor`` that stays silent instead of failing when the
 run has no logger.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import time
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -38,10 +44,19 @@ from lr_lightning.data.base import InMemoryDataModule, trainer_datamodule
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import require
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from matplotlib.figure import Figure
+
 __all__ = ["LearningRateLogger", "TensorBoardDashboard", "coefficient_table"]
 
 #: Metrics put next to the hyperparameters in the HParams tab, when the run logged them.
 HPARAM_METRICS = ("val_loss", "val_r2", "val_acc", "val_auroc", "train_loss")
+
+#: The default schedule: at most this many drawings during a fit (TensorBoard's image slider keeps 10 per tag),
+#: and the seconds it expects one to take before it has timed one (sourdough's 4 new figures: 0.7-0.9 s on 2 cores).
+AUTO_DRAWINGS, FIRST_DRAWING_S = 10, 1.0
 
 
 def _tensorboard(trainer: pl.Trainer) -> TensorBoardLogger | None:
@@ -71,31 +86,39 @@ class TensorBoardDashboard(Callback):
 
     Args:
         every_n_epochs: draw the figures every this many validation epochs (and at the end of fit); 0 draws
-            them only at the end.
+            them only at the end; ``None`` (the default) draws while that costs at most ``time_budget`` of the
+            fit's time, and at most :data:`AUTO_DRAWINGS` times.
         max_points: at most this many validation rows in scatter plots (a seeded subsample beyond that).
+        time_budget: with ``every_n_epochs=None``, the fraction of the fit's wall time so far that drawings during
+            the fit may take (the drawing at the end of fit is not counted: it is made in any case).
 
     """
 
-    def __init__(self, every_n_epochs: int = 10, max_points: int = 2000) -> None:
-        require(every_n_epochs >= 0, "every_n_epochs", ">= 0", every_n_epochs)
+    def __init__(self, every_n_epochs: int | None = None, max_points: int = 2000, time_budget: float = 0.08) -> None:
+        require(every_n_epochs is None or every_n_epochs >= 0, "every_n_epochs", ">= 0", every_n_epochs)
         require(max_points >= 1, "max_points", ">= 1", max_points)
-        self.every_n_epochs = every_n_epochs
-        self.max_points = max_points
+        require(0 <= time_budget <= 1, "time_budget", "between 0 and 1", time_budget)
+        self.every_n_epochs, self.max_points, self.time_budget = every_n_epochs, max_points, time_budget
         self.loss_history: list[tuple[int, float]] = []
         self.val_loss_history: list[tuple[int, float]] = []
         self._validation_epochs = 0
         self._reference: LeastSquaresSolution | None = None
+        # the default schedule: when the fit started, seconds spent drawing, the last drawing's time and epoch
+        self._fit_started, self._drawing_seconds, self._last_drawing_seconds = time.perf_counter(), 0.0, FIRST_DRAWING_S
+        self._last_drawn_epoch: int | None = None
+        self._figures: dict[str, Figure] = {}  # tag -> the last drawing's figure, redrawn by the next one
 
     # -- hooks -------------------------------------------------------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Start every run (fit or validate) with empty loss histories and no validation epoch counted."""
         self.loss_history, self.val_loss_history = [], []
-        self._validation_epochs = 0
+        self._validation_epochs, self._figures = 0, {}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Take least squares of the training rows from the data (regression only), for the comparisons."""
         self._reference = None
+        self._fit_started, self._drawing_seconds, self._last_drawn_epoch = time.perf_counter(), 0.0, None
         data = trainer_datamodule(trainer)
         if _tensorboard(trainer) is None or not trainer.is_global_zero or not isinstance(data, TrainingData):
             return
@@ -111,12 +134,31 @@ class TensorBoardDashboard(Callback):
         """Draw the figures at the first validation epoch and every ``every_n_epochs`` validation epochs after.
 
         Validation epochs are counted, not training epochs, so that ``check_val_every_n_epoch`` > 1 still draws.
+        With ``every_n_epochs=None``, a fit draws when :meth:`_within_budget`; ``validate`` at its one epoch.
         """
         if trainer.sanity_checking or self.every_n_epochs == 0:
             return
         self._validation_epochs += 1
-        if (self._validation_epochs - 1) % self.every_n_epochs == 0:
+        if self.every_n_epochs is not None or trainer.state.fn != "fit":
+            if (self._validation_epochs - 1) % (self.every_n_epochs or 1) == 0:
+                self._draw(trainer, pl_module)
+        elif self._within_budget(trainer):
+            start = time.perf_counter()
             self._draw(trainer, pl_module)
+            self._last_drawing_seconds = time.perf_counter() - start
+            self._drawing_seconds += self._last_drawing_seconds
+            self._last_drawn_epoch = trainer.current_epoch
+
+    def _within_budget(self, trainer: pl.Trainer) -> bool:
+        """Whether one more drawing, as long as the last, keeps them all within ``time_budget`` of the fit so far.
+
+        And, given ``max_epochs``, whether ``max_epochs / AUTO_DRAWINGS`` epochs or more passed since the last one.
+        """
+        elapsed = time.perf_counter() - self._fit_started
+        if self._drawing_seconds + self._last_drawing_seconds > self.time_budget * elapsed:
+            return False
+        spacing = trainer.max_epochs / AUTO_DRAWINGS if trainer.max_epochs is not None and trainer.max_epochs > 0 else 0
+        return self._last_drawn_epoch is None or trainer.current_epoch - self._last_drawn_epoch >= spacing
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Record this validation's loss (logged by the model after the callbacks' epoch-end hooks ran)."""
@@ -131,6 +173,7 @@ class TensorBoardDashboard(Callback):
         if logger is None or not trainer.is_global_zero:
             return
         self._draw(trainer, pl_module)
+        self._figures = {}  # the last drawing: nothing to redraw
         self._log_hparams(trainer, pl_module, logger)
         logger.experiment.flush()
 
@@ -174,28 +217,28 @@ class TensorBoardDashboard(Callback):
         def predict(x: np.ndarray) -> np.ndarray:
             return pl_module(torch.as_tensor(x, dtype=dtype, device=device)).double().cpu().numpy()
 
+        def show(tag: str, draw: Callable[..., Figure], *args: Any) -> None:
+            """Write ``draw(*args)``, drawn into the tag's figure of the last drawing when it can (figures.py)."""
+            self._figures[tag] = figure = draw(*args, into=self._figures.get(tag))
+            figures.add_figure(writer, tag, figure, step)
+
         x, y = features.double().cpu().numpy(), targets.double().cpu().numpy()
-        feature_names = list(pl_module.feature_names)
+        feature_names, names = list(pl_module.feature_names), list(pl_module.output_names)
         if pl_module.task == "regression":
-            predicted, names = predict(x), list(pl_module.output_names)
-            writer.add_figure(
-                "figures/predicted_vs_actual", figures.predicted_vs_actual_figure(predicted, y, names), step
-            )
-            writer.add_figure("figures/residuals", figures.residuals_figure(predicted, y, names), step)
+            predicted = predict(x)
+            show("figures/predicted_vs_actual", figures.predicted_vs_actual_figure, predicted, y, names)
+            show("figures/residuals", figures.residuals_figure, predicted, y, names)
             if x.shape[1] == 1:
-                figure = figures.fitted_line_figure(x[:, 0], y, predict, feature_names[0], names)
-                writer.add_figure("figures/fitted_line", figure, step)
+                show("figures/fitted_line", figures.fitted_line_figure, x[:, 0], y, predict, feature_names[0], names)
             reference = self._reference.coef_ if self._reference is not None else None
-            figure = figures.coefficients_figure(np.asarray(pl_module.coef_), reference, feature_names, names)
-            writer.add_figure("figures/coefficients", figure, step)
+            coef = np.asarray(pl_module.coef_)
+            show("figures/coefficients", figures.coefficients_figure, coef, reference, feature_names, names)
         elif x.shape[1] == 2:
-            figure = figures.decision_boundary_figure(
-                x, y.astype(np.int64), predict, feature_names, list(pl_module.output_names)
-            )
-            writer.add_figure("figures/decision_boundary", figure, step)
+            figure = figures.decision_boundary_figure(x, y.astype(np.int64), predict, feature_names, names)
+            figures.add_figure(writer, "figures/decision_boundary", figure, step)
         if self.loss_history:
-            figure = figures.loss_curve_figure(self.loss_history, self.val_loss_history, self._optimum(data))
-            writer.add_figure("figures/loss_curve", figure, step)
+            optimum = self._optimum(data)
+            show("figures/loss_curve", figures.loss_curve_figure, self.loss_history, self.val_loss_history, optimum)
         writer.add_text("coefficients", coefficient_table(pl_module, self._reference), step)
 
     def _optimum(self, data: TrainingData) -> float | None:

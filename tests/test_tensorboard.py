@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import numpy as np
@@ -17,7 +18,7 @@ from tensorboard.plugins import base_plugin
 from tensorboard.plugins.hparams import api_pb2, hparams_plugin, plugin_data_pb2
 from werkzeug.test import Client
 
-from lr_lightning import closed_form, figures
+from lr_lightning import closed_form, dashboard, figures
 from lr_lightning.cli import cli
 from lr_lightning.dashboard import TensorBoardDashboard
 from lr_lightning.data import ArraysDataModule
@@ -193,9 +194,9 @@ def test_a_model_without_bias_is_compared_with_the_least_squares_it_can_reach(
     drawn_optima: list[float | None] = []
     draw = figures.loss_curve_figure
 
-    def loss_curve_figure(train: list, val: list, optimum: float | None = None) -> object:
+    def loss_curve_figure(train: list, val: list, optimum: float | None = None, into: object = None) -> object:
         drawn_optima.append(optimum)
-        return draw(train, val, optimum)
+        return draw(train, val, optimum, into=into)
 
     monkeypatch.setattr(figures, "loss_curve_figure", loss_curve_figure)
 
@@ -267,3 +268,75 @@ def test_hparams_tab_compares_learning_rates(tmp_path: Path, monkeypatch: pytest
         final = {metric["name"]["tag"]: metric["value"] for metric in group["metricValues"]}
         logged = read_events(tmp_path / "runs" / "line" / group["name"])
         assert final["hp/val_loss"] == pytest.approx(logged.Scalars("val_loss")[-1].value)
+
+
+def figure_cases(seed: int) -> dict[str, Callable[..., object]]:
+    """Each figure the dashboard redraws, on data that differ with ``seed``, as ``f(into=None) -> Figure``."""
+    rng = np.random.default_rng(seed)
+    x, coef, wide = rng.normal(size=(30, 1)) * 10.0**seed, rng.normal(size=(2, 3)), rng.normal(size=(1, 50))
+    y = np.hstack([3 * x, -x]) + rng.normal(size=(30, 2))
+    predicted, names = y + rng.normal(size=y.shape), ["flavour", "crust"]
+    history = [(i, 1 / (1 + i)) for i in range(4 + 40 * seed)]
+    return {
+        "predicted_vs_actual": lambda **kw: figures.predicted_vs_actual_figure(predicted, y, names, **kw),
+        "residuals": lambda **kw: figures.residuals_figure(predicted, y, names, **kw),
+        "fitted_line": lambda **kw: figures.fitted_line_figure(
+            x[:, 0], y, lambda g: g @ [[3.0, -1.0]], "x", names, **kw
+        ),
+        "coefficients": lambda **kw: figures.coefficients_figure(coef, coef + 0.1, ["a", "b", "c"], names, **kw),
+        "many_coefficients": lambda **kw: figures.coefficients_figure(
+            wide, None, [f"f{j}" for j in range(50)], ["y"], **kw
+        ),
+        "loss_curve": lambda **kw: figures.loss_curve_figure(history, history[::2], 0.01, **kw),
+    }
+
+
+@pytest.mark.parametrize("name", list(figure_cases(0)))
+def test_a_redrawn_figure_is_the_picture_of_a_new_one(name: str) -> None:
+    """The dashboard redraws the last drawing's figure with new data: pixel for pixel what a new figure shows."""
+    previous = figure_cases(0)[name]()
+    figures.render_png(previous)
+    redrawn, new = figure_cases(1)[name](into=previous), figure_cases(1)[name]()
+    assert figures.render_png(redrawn) == figures.render_png(new)
+    assert (redrawn is previous) == (name != "many_coefficients")  # other bars: another figure
+
+
+def simulated_fit(epochs: int, epoch_seconds: float, drawing_seconds: float, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Run the default schedule's hooks over ``epochs`` validation epochs on a fake clock: (epoch, clock) drawn."""
+    clock, drawn = [0.0], []
+    monkeypatch.setattr(dashboard, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    callback = TensorBoardDashboard()
+
+    def draw(trainer: object, pl_module: object) -> None:
+        clock[0] += drawing_seconds
+        drawn.append((trainer.current_epoch, clock[0]))
+
+    monkeypatch.setattr(callback, "_draw", draw)
+    callback._fit_started = 0.0
+    for epoch in range(epochs):
+        clock[0] += epoch_seconds
+        fit = SimpleNamespace(fn="fit")
+        trainer = SimpleNamespace(sanity_checking=False, state=fit, max_epochs=epochs, current_epoch=epoch)
+        callback.on_validation_epoch_end(trainer, None)
+    assert len(drawn) * drawing_seconds <= callback.time_budget * clock[0]
+    return drawn
+
+
+def test_the_default_schedule_keeps_drawing_within_its_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # sourdough on a 2-core CPU: 45 ms an epoch, 0.8 s a drawing (4 figures), a tenth of a 200-epoch fit
+    assert simulated_fit(200, 0.045, 0.8, monkeypatch) == []  # only the drawing at the end of fit
+    assert 5 <= len(simulated_fit(2000, 0.045, 0.8, monkeypatch)) <= 10
+    # cheap drawings: at most AUTO_DRAWINGS of them, max_epochs / AUTO_DRAWINGS epochs apart
+    epochs = [epoch for epoch, _ in simulated_fit(200, 1.0, 0.001, monkeypatch)]
+    assert len(epochs) == dashboard.AUTO_DRAWINGS and np.all(np.diff(epochs) == 20)
+
+
+def test_a_zero_time_budget_draws_only_at_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = cli(
+        ["fit", "--config", str(CONFIGS / "sourdough.yaml"), "--trainer.max_epochs=4", "--dashboard.time_budget=0"]
+    )
+    (callback,) = (c for c in run.trainer.callbacks if isinstance(c, TensorBoardDashboard))
+    assert callback.every_n_epochs is None  # the CLI's default: the time budget's schedule
+    events = read_events(tmp_path / "runs" / "sourdough" / "version_0")
+    assert [image.step for image in events.Images("figures/loss_curve")] == [4]
