@@ -28,7 +28,12 @@ from lr_lightning.data.contract import ArrayData
 from lr_lightning.data.loader import EpochSeededLoader, shard_bounds
 from lr_lightning.data.rows import CHUNK_ROWS
 
-__all__ = ["LoaderOptions", "RowSplit", "RowStore", "SplitOptions"]
+__all__ = ["LoaderOptions", "RowSplit", "RowStore", "SplitOptions", "target_matrix"]
+
+
+def target_matrix(targets: np.ndarray, task: str) -> np.ndarray:
+    """Return regression targets as (N, K) (a 1-D array becomes one column); class labels stay (N,)."""
+    return targets if targets.ndim == 2 or task == "classification" else targets[:, None]
 
 
 @dataclass(frozen=True)

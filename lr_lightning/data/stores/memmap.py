@@ -26,7 +26,7 @@ from lr_lightning.data.checks import split_sizes
 from lr_lightning.data.contract import ArrayData
 from lr_lightning.data.loader import DiskBatchLoader
 from lr_lightning.data.rows import PageReleaser, RowBlocks, read_rows
-from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions
+from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions, target_matrix
 
 __all__ = ["BlockSplit", "MemmapStore"]
 
@@ -99,10 +99,9 @@ class MemmapStore(RowStore):
     def build(cls, data: ArrayData, split: RowSplit, dtype: torch.dtype, task: str) -> MemmapStore:
         """Keep references to the source arrays; nothing is read."""
         assert isinstance(split, BlockSplit)
-        targets = data.targets if data.targets.ndim == 2 or task == "classification" else data.targets[:, None]
+        targets = target_matrix(data.targets, task)
         actual = data.predict_targets if data.predict_features is not None else None if data.unlabelled else targets
-        if actual is not None and actual.ndim == 1 and task != "classification":
-            actual = actual[:, None]
+        actual = target_matrix(actual, task) if actual is not None else None
         return cls(split, dtype, task, data.features, targets, data.predict_features, actual)
 
     def _predict_source(self) -> np.ndarray:

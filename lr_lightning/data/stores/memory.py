@@ -12,7 +12,7 @@ from lr_lightning.data.checks import split_sizes
 from lr_lightning.data.contract import ArrayData
 from lr_lightning.data.loader import InMemoryBatchLoader
 from lr_lightning.data.rows import take_rows
-from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions
+from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions, target_matrix
 
 __all__ = ["MemoryStore", "OrderedSplit"]
 
@@ -104,7 +104,7 @@ class MemoryStore(RowStore):
         """Copy the rows into the training dtype in split order (the source arrays may then be released)."""
         assert isinstance(split, OrderedSplit)
         float_dtype = np.float64 if dtype == torch.float64 else np.float32
-        targets = data.targets if data.targets.ndim == 2 or task == "classification" else data.targets[:, None]
+        targets = target_matrix(data.targets, task)
         target_dtype = np.int64 if task == "classification" else float_dtype
         predict, actual = data.predict_features, data.predict_targets
         return cls(
@@ -114,7 +114,7 @@ class MemoryStore(RowStore):
             torch.from_numpy(split.gather(data.features, "all", float_dtype)),
             torch.from_numpy(split.gather(targets, "all", target_dtype)),
             torch.from_numpy(np.ascontiguousarray(predict, dtype=float_dtype)) if predict is not None else None,
-            _as_tensor(actual, target_dtype),
+            _as_tensor(target_matrix(actual, task) if actual is not None else None, target_dtype),
             data.predict_features is None and data.unlabelled is None,
         )
 
@@ -151,8 +151,7 @@ class MemoryStore(RowStore):
 
 
 def _as_tensor(actual: np.ndarray | None, dtype: type) -> Tensor | None:
-    """Return a predict file's targets as a tensor of ``dtype``, regression targets as (M, K)."""
+    """Return a predict file's targets as a tensor of ``dtype`` (``None`` stays)."""
     if actual is None:
         return None
-    actual = actual if actual.ndim == 2 or dtype is np.int64 else actual[:, None]
     return torch.from_numpy(np.ascontiguousarray(actual, dtype=dtype))
