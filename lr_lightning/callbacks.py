@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import lightning.pytorch as pl
-import torch
+import numpy as np
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
@@ -18,8 +18,9 @@ from torch import Tensor
 from lr_lightning.closed_form import LeastSquaresSolution, through_point
 from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import Task, TrainingData
+from lr_lightning.streaming import LeastSquaresState, optimality_gap
 
-__all__ = ["LinearModel", "OptimalityGap", "reachable_least_squares"]
+__all__ = ["FitCertificate", "LinearModel", "OptimalityGap", "reachable_least_squares"]
 
 
 @runtime_checkable
@@ -45,8 +46,27 @@ class LinearModel(Protocol):
         """K target names (regression) or C class names (classification)."""
         ...
 
+    @property
+    def coef_(self) -> np.ndarray:
+        """Weights in original units (K, D), float64."""
+        ...
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        """Intercepts in original units (K,), float64."""
+        ...
+
     def __call__(self, features: Tensor) -> Tensor:
         """Raw features (N, D) -> predictions (N, K) in the targets' units, or class probabilities (N, C)."""
+        ...
+
+
+@runtime_checkable
+class FitCertificate(Protocol):
+    """A callback that can say, after ``fit``, how far the model ended from its optimum (the end-of-fit output)."""
+
+    def summary_line(self) -> str | None:
+        """One line for the end of ``fit``, ``None`` when there is nothing to certify."""
         ...
 
 
@@ -58,13 +78,13 @@ def reachable_least_squares(data: TrainingData, fit_intercept: bool) -> LeastSqu
     its optimum is least squares with an intercept; without one it passes through :math:`(\mu, t)`: least squares
     without an intercept when neither features nor targets are centred, otherwise (centred features) the fit with
     an intercept moved through that point (:func:`~lr_lightning.closed_form.through_point`). Either way the one
-    solve is the data's own, cached (:meth:`~lr_lightning.data.contract.TrainingData.least_squares`), so every
-    reader of a fit shares it.
+    solve is the data's own, from its streamed state (:meth:`~lr_lightning.data.contract.TrainingData.least_squares`),
+    so every reader of a fit shares it, in memory, on disk and under DDP.
 
     Returns:
-        The solution, or ``None`` when the training rows stay on disk, or for a model without a bias on raw
-        features whose targets are centred (``standardize_targets`` without ``standardize``), which no solve of
-        the data gives.
+        The solution, or ``None`` for data without a state (class labels, too wide), or for a model without a
+        bias on raw features whose targets are centred (``standardize_targets`` without ``standardize``), which no
+        solve of the data gives.
 
     """
     if fit_intercept:
@@ -88,26 +108,39 @@ class OptimalityGap(Callback):
         \text{gap} = \frac{1}{N K} \sum_{i=1}^{N} \lVert y_i - \hat{y}_i \rVert^2
                     - \min_{W, b} \frac{1}{N K} \sum_{i=1}^{N} \lVert y_i - (W x_i + b) \rVert^2,
 
-    both over the *whole* training split, in the targets' units. The first term uses the weights as they are at
-    the end of the epoch (after its last optimizer step), computed in one forward pass; the second is the data's
-    float64 least-squares fit, solved once per fit and shared with the dashboard (:func:`reachable_least_squares`:
-    with an intercept when the model has one). The epoch's ``train_loss`` would be a poorer measure: it averages
-    losses taken *before* each step, over batches that saw different weights.
+    both over the *whole* training split, in the targets' units, for the weights as they are at the end of the
+    epoch (the epoch's ``train_loss`` would be a poorer measure: it averages losses taken before each step, over
+    batches that saw different weights). Nothing is read per epoch: at the start of fit one streaming pass folds
+    the training rows into a float64 least-squares state (:meth:`~lr_lightning.data.contract.TrainingData.
+    least_squares_state`: a QR of ``[X, Y]``, each DDP rank reading its shard, in memory or on disk), which gives
+    the optimum (:func:`reachable_least_squares`: with an intercept when the model has one) and, for any weights,
+    the exact gap as a sum of squares (:func:`~lr_lightning.streaming.optimality_gap`), O((D + K)² K) per epoch.
 
-    The gap is >= 0 up to rounding and reaches 0 at the least-squares fit. Penalized models (``l1_strength``,
-    ``l2_strength``) converge to a positive gap, by design. ``relative_optimality_gap`` (gap divided by the
-    optimum) is logged too when the optimum is above zero, so "within 0.1%" reads as ``<= 0.001``. Models that
-    are not least-squares regressions (:class:`~lr_lightning.models.LogisticRegression`), data without the data
-    contract and training rows that stay on disk are skipped with a note.
+    The gap is >= 0 and reaches 0 at the least-squares fit; the last epoch's is the fit's **certificate**
+    (:attr:`certificate`), printed at the end of fit. Penalized models (``l1_strength``, ``l2_strength``)
+    converge to a positive gap, by design. ``relative_optimality_gap`` (gap divided by the optimum) is logged
+    too when the optimum is above zero, so "within 0.1%" reads as ``<= 0.001``. Models that are not least-squares
+    regressions (:class:`~lr_lightning.models.LogisticRegression`) and data without the data contract are skipped
+    with a note.
+
+    Attributes:
+        certificate: the last logged ``(optimality_gap, relative_optimality_gap or None)``, or ``None``.
+
     """
 
     def __init__(self) -> None:
-        self.optimum_mse: float | None = None
-        self._rows: tuple[Tensor, Tensor] | None = None  # the training rows, in memory
+        self.optimum: LeastSquaresSolution | None = None
+        self.certificate: tuple[float, float | None] | None = None
+        self._state: LeastSquaresState | None = None
+
+    @property
+    def optimum_mse(self) -> float | None:
+        """The least-squares optimum's mean squared error over the training rows (``None`` when skipped)."""
+        return None if self.optimum is None else self.optimum.mse_
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Take the least-squares optimum of the training rows (float64) from the data."""
-        self.optimum_mse, self._rows = None, None
+        """Stream the training rows into the least-squares state (every rank its shard) and solve the optimum."""
+        self.optimum, self._state, self.certificate = None, None, None
         data = trainer_datamodule(trainer)
         if not isinstance(data, TrainingData) or not isinstance(pl_module, LinearModel):
             rank_zero_info("OptimalityGap: skipped, the model or the data is not one of lr_lightning's")
@@ -115,38 +148,35 @@ class OptimalityGap(Callback):
         if pl_module.task != "regression":
             rank_zero_info(f"OptimalityGap: skipped, {type(pl_module).__name__} is not a least-squares regression")
             return
-        rows = data.rows_in_memory("train")  # (N, D), (N, K)
-        solution = reachable_least_squares(data, pl_module.fit_intercept) if rows is not None else None
-        if solution is None:
-            reason = "the training data stays on disk" if rows is None else "no closed form for this scaling"
+        state = data.least_squares_state(distributed=True)  # a collective under DDP: every rank is here
+        solution = reachable_least_squares(data, pl_module.fit_intercept) if state is not None else None
+        if state is None or solution is None:
+            reason = "the data is too wide for a reference" if state is None else "no closed form for this scaling"
             rank_zero_info(f"OptimalityGap: skipped, {reason}")
             return
-        self.optimum_mse, self._rows = solution.mse_, rows
-
-    @torch.no_grad()
-    def training_mse(self, pl_module: pl.LightningModule) -> float:
-        """MSE of the current model over the whole training split, in the targets' units, accumulated in float64."""
-        assert self._rows is not None
-        features, targets = self._rows
-        dtype = pl_module.dtype
-        assert isinstance(dtype, torch.dtype)  # Lightning's type allows the str that Module.type("...") would store
-        predictions = pl_module(features.to(device=pl_module.device, dtype=dtype))  # (N, D) -> (N, K)
-        errors = predictions.double() - targets.to(predictions.device).double()
-        return float(errors.square().mean())
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Let go of the training rows."""
-        self._rows = None
+        self.optimum, self._state = solution, state
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Log ``optimality_gap`` (and ``relative_optimality_gap``) for the weights at the end of the epoch."""
-        if self.optimum_mse is None or self._rows is None:
+        if self.optimum is None or self._state is None:
             return
-        gap = self.training_mse(pl_module) - self.optimum_mse
-        # Every rank holds the whole training split and computes the same value; sync_dist only averages equal
-        # numbers (once per epoch) and keeps Lightning from warning under DDP.
+        assert isinstance(pl_module, LinearModel)
+        gap = optimality_gap(self._state, pl_module.coef_, pl_module.intercept_, self.optimum)
+        # Every rank holds the merged state and computes the same value; sync_dist only averages equal numbers.
         pl_module.log("optimality_gap", gap, on_step=False, on_epoch=True, sync_dist=True)
-        if self.optimum_mse > 1e-12:  # an exact fit (the 4-point line) has an optimum of ~1e-30: no ratio
-            pl_module.log(
-                "relative_optimality_gap", gap / self.optimum_mse, on_step=False, on_epoch=True, sync_dist=True
-            )
+        relative = None
+        if self.optimum.mse_ > 1e-12:  # an exact fit (the 4-point line) has an optimum of ~1e-30: no ratio
+            relative = gap / self.optimum.mse_
+            pl_module.log("relative_optimality_gap", relative, on_step=False, on_epoch=True, sync_dist=True)
+        self.certificate = (gap, relative)
+
+    def summary_line(self) -> str | None:
+        """Return the certificate of the fit: the last epoch's gap, and what it means."""
+        if self.certificate is None or self._state is None:
+            return None
+        gap, relative = self.certificate
+        ratio = f" (relative {relative:.3g})" if relative is not None else ""
+        return (
+            f"Certificate: optimality gap {gap:.3g}{ratio}: the training MSE minus the exact least-squares optimum "
+            f"over the {self._state.n_rows} training rows"
+        )

@@ -36,6 +36,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
 from lr_lightning import config_guard
+from lr_lightning.callbacks import FitCertificate
 from lr_lightning.checkpoint import AtomicCheckpointIO
 from lr_lightning.cli_checkpoint import (
     check_features_match,
@@ -236,7 +237,10 @@ class LRLightningCLI(LightningCLI):
         table = coefficient_summary(self.model, self.datamodule)
         history = self._get(self.config_init, "validation_history")
         records = history.history if isinstance(history, ValidationHistory) else []
-        for line in format_fit_summary(records, final, table):
+        # Lightning 2.6 sets Trainer.callbacks in _CallbackConnector.on_trainer_init and declares it nowhere.
+        callbacks = self.trainer.callbacks  # type: ignore[attr-defined]
+        certificates = [callback.summary_line() for callback in callbacks if isinstance(callback, FitCertificate)]
+        for line in format_fit_summary(records, final, table, [line for line in certificates if line]):
             print(line)
         best = self.best_checkpoint_path
         latest = self.latest_checkpoint_path

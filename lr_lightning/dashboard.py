@@ -9,10 +9,14 @@
 * ``figures/loss_curve``: the training (and validation) loss per epoch on log-log axes, with least squares'
   training MSE when the loss is in the targets' units;
 
-a text panel ``coefficients`` with the coefficient table in original units, and, at the end of ``fit``, the
+a text panel ``coefficients`` with the coefficient table in original units; for a ridge path
+(``l2_path``, :mod:`lr_lightning.models.ridge_selection`), at the end of ``fit`` only (the path is the same every
+epoch), ``figures/ridge_path``, the cross-validation score against ``l2_strength`` with the chosen one marked, and
+a text panel ``ridge_path`` with every candidate's score; and, at the end of ``fit``, the
 HParams entry with the final ``val_loss`` and ``val_r2`` or ``val_acc`` (the TensorBoardLogger's placeholder
 ``hp_metric = -1`` is switched off in the CLI's logger defaults). It does nothing without a TensorBoardLogger,
-and draws only on global rank 0 (it runs no collective, so the other ranks simply skip it). It reads the data
+and draws only on global rank 0 (its one collective, the data's least-squares pass at the start of fit, runs on
+every rank). It reads the data
 through the data contract (:class:`~lr_lightning.data.contract.TrainingData`; figures need the validation rows in
 memory) and takes least squares from the data's one solve per fit, the reference
 :class:`~lr_lightning.callbacks.OptimalityGap` reads too (:func:`~lr_lightning.callbacks.reachable_least_squares`:
@@ -43,16 +47,17 @@ from lr_lightning.closed_form import LeastSquaresSolution
 from lr_lightning.data.base import InMemoryDataModule, trainer_datamodule
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import require
+from lr_lightning.streaming import RidgeSelection
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from matplotlib.figure import Figure
 
-__all__ = ["LearningRateLogger", "TensorBoardDashboard", "coefficient_table"]
+__all__ = ["LearningRateLogger", "TensorBoardDashboard", "coefficient_table", "ridge_path_table"]
 
 #: Metrics put next to the hyperparameters in the HParams tab, when the run logged them.
-HPARAM_METRICS = ("val_loss", "val_r2", "val_acc", "val_auroc", "train_loss")
+HPARAM_METRICS = ("val_loss", "val_r2", "val_acc", "val_auroc", "train_loss", "l2_strength_chosen")
 
 #: The default schedule: at most this many drawings during a fit (TensorBoard's image slider keeps 10 per tag),
 #: and the seconds it expects one to take before it has timed one (sourdough's 4 new figures: 0.7-0.9 s on 2 cores).
@@ -78,6 +83,31 @@ def coefficient_table(model: Any, reference: LeastSquaresSolution | None = None)
             if exact is not None:
                 row += f" {exact[k, j]:.6g} |"
             lines.append(row)
+    return "\n".join(lines)
+
+
+#: What a ridge path's scores are, by the model's ``l2_selection``.
+CRITERIA = {"loo": "leave-one-out MSE", "gcv": "GCV MSE"}
+
+
+def ridge_path_table(selection: RidgeSelection, output_names: list[str], criterion: str) -> str:
+    """Format a ridge path's candidates as Markdown: strength, scikit-learn's alpha, the score(s), the choice.
+
+    Args:
+        selection: the path's candidates (A,), scores (A,) and per-target scores (A, K) in the targets' units.
+        output_names: the K target names, for a column each when K > 1.
+        criterion: what the scores are (the score column's name).
+
+    """
+    per_target = output_names if len(output_names) > 1 else []
+    header = f"| index | l2_strength | alpha (N × l2_strength) | {criterion} |"
+    lines = [header + "".join(f" {name} |" for name in per_target) + " chosen |"]
+    lines.append("|---:|---:|---:|---:|" + "---:|" * len(per_target) + "---|")
+    rows = zip(selection.l2_strengths_, selection.alphas_, selection.scores_, selection.scores_per_target_, strict=True)
+    for index, (strength, alpha, score, scores) in enumerate(rows):
+        row = f"| {index} | {strength:.6g} | {alpha:.6g} | {score:.6g} |"
+        row += "".join(f" {value:.6g} |" for value in scores[: len(per_target)])
+        lines.append(row + (" ✔ |" if index == selection.best_index_ else " |"))
     return "\n".join(lines)
 
 
@@ -120,11 +150,12 @@ class TensorBoardDashboard(Callback):
         self._reference = None
         self._fit_started, self._drawing_seconds, self._last_drawn_epoch = time.perf_counter(), 0.0, None
         data = trainer_datamodule(trainer)
-        if _tensorboard(trainer) is None or not trainer.is_global_zero or not isinstance(data, TrainingData):
+        if _tensorboard(trainer) is None or not isinstance(data, TrainingData):
             return
         if isinstance(pl_module, LinearModel) and pl_module.task == "regression":
-            # None when the training rows stay on disk: no least squares on all of them in memory
-            self._reference = reachable_least_squares(data, pl_module.fit_intercept)
+            data.least_squares_state(distributed=True)  # streamed once, every rank its shard (a collective)
+            if trainer.is_global_zero:
+                self._reference = reachable_least_squares(data, pl_module.fit_intercept)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Record the previous epoch's training loss (logged by the model at that epoch's end)."""
@@ -173,6 +204,7 @@ class TensorBoardDashboard(Callback):
         if logger is None or not trainer.is_global_zero:
             return
         self._draw(trainer, pl_module)
+        self._draw_ridge_path(trainer, pl_module, logger)
         self._figures = {}  # the last drawing: nothing to redraw
         self._log_hparams(trainer, pl_module, logger)
         logger.experiment.flush()
@@ -240,6 +272,21 @@ class TensorBoardDashboard(Callback):
             optimum = self._optimum(data)
             show("figures/loss_curve", figures.loss_curve_figure, self.loss_history, self.val_loss_history, optimum)
         writer.add_text("coefficients", coefficient_table(pl_module, self._reference), step)
+
+    @staticmethod
+    def _draw_ridge_path(trainer: pl.Trainer, pl_module: pl.LightningModule, logger: TensorBoardLogger) -> None:
+        """Draw the model's ridge path, if it solved one: ``figures/ridge_path`` and the ``ridge_path`` table."""
+        selection = getattr(pl_module, "ridge_selection", None)
+        if not isinstance(selection, RidgeSelection):
+            return
+        from lr_lightning import figures
+
+        criterion = CRITERIA.get(str(getattr(pl_module, "l2_selection", "")), "cross-validation MSE")
+        writer, step = logger.experiment, trainer.global_step
+        figure = figures.ridge_path_figure(selection.l2_strengths_, selection.scores_, selection.best_index_, criterion)
+        figures.add_figure(writer, "figures/ridge_path", figure, step)
+        names = list(getattr(pl_module, "output_names", []))
+        writer.add_text("ridge_path", ridge_path_table(selection, names, criterion), step)
 
     def _optimum(self, data: TrainingData) -> float | None:
         """Least squares' training MSE, for the loss curve (only meaningful when targets are not standardized)."""

@@ -30,6 +30,7 @@ __all__ = [
     "predicted_vs_actual_figure",
     "render_png",
     "residuals_figure",
+    "ridge_path_figure",
 ]
 
 
@@ -304,5 +305,48 @@ def loss_curve_figure(
         epochs, losses = np.asarray(pairs, dtype=float).T
         # epoch 0 cannot sit on a log axis; a loss of exactly 0 (an exact fit) neither
         line.set_data(epochs + 1.0, np.clip(losses, 1e-300, None))
+    _rescale(ax, np.empty((0, 2)))
+    return figure
+
+
+def ridge_path_figure(
+    l2_strengths: np.ndarray,
+    scores: np.ndarray,
+    best_index: int,
+    criterion: str,
+    into: Figure | None = None,
+) -> Figure:
+    """Draw a ridge path's cross-validation score against ``l2_strength`` (log x axis), the chosen one marked.
+
+    Args:
+        l2_strengths: the candidates, shape (A,), each >= 0, in any order. With a 0 among them the x axis is
+            symmetric-log, linear below the smallest positive candidate, so that 0 has a place on it.
+        scores: the criterion per candidate, shape (A,) (lower is better).
+        best_index: the chosen candidate's index.
+        criterion: the y axis label (what the scores are).
+        into: a figure this function made before, redrawn when the criterion is the same.
+
+    """
+    strengths, values = np.asarray(l2_strengths, dtype=float), np.asarray(scores, dtype=float)
+    order = np.argsort(strengths, kind="stable")
+    figure, axes, reused = _reuse(into, ("ridge_path", criterion), 1, width=5.0, height=3.8)
+    ax = axes[0]
+    if not reused:
+        ax.plot([], [], ".-", label=criterion)
+        ax.plot([], [], "*", color="tab:red", markersize=14, label="chosen")
+        ax.axvline(1.0, color="tab:red", linestyle="--", linewidth=1)
+        ax.grid(True, which="major", alpha=0.4)
+        ax.set(xlabel="l2_strength", ylabel=criterion)
+        ax.legend(loc="best")
+    positive = strengths[strengths > 0]
+    if positive.size < strengths.size:  # a 0 cannot sit on a log axis
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
+    else:
+        ax.set_xscale("log")
+    chosen = float(strengths[best_index])
+    ax.lines[0].set_data(strengths[order], values[order])
+    ax.lines[1].set_data([chosen], [float(values[best_index])])
+    ax.lines[2].set_xdata([chosen, chosen])
+    ax.set_title(f"ridge path: chosen l2_strength {chosen:.4g}")
     _rescale(ax, np.empty((0, 2)))
     return figure

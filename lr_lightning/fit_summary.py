@@ -20,7 +20,18 @@ from lr_lightning.models.base import LinearModelBase
 __all__ = ["ValidationHistory", "coefficient_summary", "format_fit_summary"]
 
 #: Metrics shown for an epoch, in this order, when the run logged them.
-SHOWN = ("val_loss", "val_r2", "val_mse", "val_mae", "val_acc", "val_auroc", "val_f1", "train_loss", "optimality_gap")
+SHOWN = (
+    "val_loss",
+    "val_r2",
+    "val_mse",
+    "val_mae",
+    "val_acc",
+    "val_auroc",
+    "val_f1",
+    "train_loss",
+    "l2_strength_chosen",
+    "optimality_gap",
+)
 
 
 class ValidationHistory(Callback):
@@ -56,14 +67,19 @@ def _metrics_line(metrics: dict[str, float], prefix: str = "") -> str:
 
 
 def format_fit_summary(
-    history: list[tuple[int, dict[str, float]]], final: dict[str, float], coefficients: str | None
+    history: list[tuple[int, dict[str, float]]],
+    final: dict[str, float],
+    coefficients: str | None,
+    certificates: list[str] | None = None,
 ) -> list[str]:
-    """Lines for the end of fit: the best epoch by ``val_loss`` and its metrics, the last epoch's, the coefficients.
+    """Lines for the end of fit: the best epoch by ``val_loss``, the last epoch's, certificates, the coefficients.
 
     Args:
         history: :attr:`ValidationHistory.history`.
         final: the metrics the fit ended with (the trainer's ``callback_metrics``), for the gap and train_loss.
         coefficients: the coefficient table in original units (Markdown), or ``None``.
+        certificates: how far the fit ended from its optimum, a line each
+            (:class:`~lr_lightning.callbacks.FitCertificate`).
 
     """
     lines = []
@@ -76,6 +92,7 @@ def format_fit_summary(
     if last:
         epoch = f" {history[-1][0]}" if history else ""
         lines.append(f"Last epoch{epoch}: {_metrics_line(last)}")
+    lines += certificates or []
     if coefficients:
         lines += ["Coefficients in original units:", coefficients]
     return lines

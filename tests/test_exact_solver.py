@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 from lr_lightning import least_squares
+from lr_lightning.callbacks import OptimalityGap
 from lr_lightning.cli import main
 from lr_lightning.closed_form import RankDeficiencyWarning, through_point
 from lr_lightning.data import ArraysDataModule, SourdoughDataModule
@@ -46,7 +48,7 @@ def _exact_fit(
 
 @pytest.mark.parametrize("precision", ["64-true", "32-true"])
 def test_sourdough_in_one_epoch_is_least_squares_and_the_gap_is_zero(precision: str) -> None:
-    data = SourdoughDataModule(batch_size=3)  # four batches, the last of one row
+    data = SourdoughDataModule(batch_size=3)  # the exact solver reads one pass of chunks whatever batch_size
     model = MultiOutputRegression(in_features=3, out_features=2, solver="exact")
     trainer = fit(model, data, epochs=1, precision=precision)
     reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
@@ -55,7 +57,7 @@ def test_sourdough_in_one_epoch_is_least_squares_and_the_gap_is_zero(precision: 
     np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=rtol)
     assert abs(float(trainer.callback_metrics["optimality_gap"])) < gap
     np.testing.assert_allclose(float(trainer.callback_metrics["train_loss"]), reference.mse_, rtol=max(rtol, 1e-7))
-    assert trainer.global_step == 4  # one step per accumulated batch, no optimizer step
+    assert trainer.global_step == 1  # one step per chunk of the pass (the ten rows), no optimizer step
 
 
 def test_three_targets_match_lstsq_and_later_epochs_keep_the_weights() -> None:
@@ -144,15 +146,156 @@ def test_a_bad_solver_exits_2_naming_the_option(in_tmp_path: Path, capsys: pytes
     assert "solver" in last_line and "newton" in last_line
 
 
+def _lstsq(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numpy's least squares with an intercept: coefficients (K, D) and intercepts (K,), for targets (N,) or (N, K)."""
+    design = np.hstack([np.ones((len(x), 1)), x])
+    solution = np.linalg.lstsq(design, y.reshape(len(y), -1), rcond=None)[0]  # (1 + D, K)
+    return solution[1:].T, solution[0]
+
+
+def test_a_memmapped_npy_stays_on_disk_and_solves_like_in_memory(tmp_path: Path) -> None:
+    """The exact solver and the optimality gap on rows read from disk chunk by chunk: the in-memory answer."""
+    x, y = _three_targets(rows=700)
+    path = tmp_path / "features.npy"
+    np.save(path, x)
+    on_disk = ArraysDataModule(np.load(path, mmap_mode="r"), y, batch_size=50, block_rows=16)
+    in_memory = ArraysDataModule(x, y, batch_size=50)
+    assert on_disk.out_of_core and not in_memory.out_of_core
+    disk_model = MultiOutputRegression(in_features=5, out_features=3, solver="exact")
+    trainer = fit(disk_model, on_disk, epochs=1)
+    assert on_disk.rows_in_memory("train") is None  # never loaded whole
+    memory_model = MultiOutputRegression(in_features=5, out_features=3, solver="exact")
+    fit(memory_model, in_memory, epochs=1)
+    np.testing.assert_allclose(disk_model.coef_, memory_model.coef_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(disk_model.intercept_, memory_model.intercept_, rtol=1e-12)
+    coef, intercept = _lstsq(x, y)
+    np.testing.assert_allclose(disk_model.coef_, coef, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(disk_model.intercept_, intercept, rtol=1e-10)
+    # The optimality gap, once skipped for data on disk, is logged and is ~0 at the exact solution.
+    assert "optimality_gap" in trainer.callback_metrics
+    (gap_callback,) = [c for c in trainer.callbacks if isinstance(c, OptimalityGap)]  # type: ignore[attr-defined]
+    assert gap_callback.certificate is not None
+    optimum_mse = float(np.mean((y - x @ coef.T - intercept) ** 2))
+    assert abs(gap_callback.certificate[0]) < 1e-10 * optimum_mse
+    assert abs(float(trainer.callback_metrics["optimality_gap"])) < 1e-10 * optimum_mse
+
+
+#: NIST StRD "Longley" (public domain): y = TOTEMP, then GNPDEFL, GNP, UNEMP, ARMED, POP, YEAR.
+LONGLEY = np.array(
+    [
+        [60323, 83.0, 234289, 2356, 1590, 107608, 1947],
+        [61122, 88.5, 259426, 2325, 1456, 108632, 1948],
+        [60171, 88.2, 258054, 3682, 1616, 109773, 1949],
+        [61187, 89.5, 284599, 3351, 1650, 110929, 1950],
+        [63221, 96.2, 328975, 2099, 3099, 112075, 1951],
+        [63639, 98.1, 346999, 1932, 3594, 113270, 1952],
+        [64989, 99.0, 365385, 1870, 3547, 115094, 1953],
+        [63761, 100.0, 363112, 3578, 3350, 116219, 1954],
+        [66019, 101.2, 397469, 2904, 3048, 117388, 1955],
+        [67857, 104.6, 419180, 2822, 2857, 118734, 1956],
+        [68169, 108.4, 442769, 2936, 2798, 120445, 1957],
+        [66513, 110.8, 444546, 4681, 2637, 121950, 1958],
+        [68655, 112.6, 482704, 3813, 2552, 123366, 1959],
+        [69564, 114.2, 502601, 3931, 2514, 125368, 1960],
+        [69331, 115.7, 518173, 4806, 2572, 127852, 1961],
+        [70551, 116.9, 554894, 4007, 2827, 130081, 1962],
+    ]
+)
+#: NIST's certified values for Longley: b0 (intercept), then b1..b6 of GNPDEFL, GNP, UNEMP, ARMED, POP, YEAR.
+LONGLEY_INTERCEPT = -3482258.63459582
+LONGLEY_COEF = np.array(
+    [
+        15.0618722713733,
+        -0.358191792925910e-01,
+        -2.02022980381683,
+        -1.03322686717359,
+        -0.511041056535807e-01,
+        1829.15146461355,
+    ]
+)
+
+
+def test_nist_longley_to_ten_significant_digits() -> None:
+    """Longley's raw design has condition number ~5e9: the model, standardized, keeps 10 certified digits."""
+    targets, features = LONGLEY[:, 0], LONGLEY[:, 1:]
+    data = ArraysDataModule(features, targets, batch_size=4, standardize=True)  # chunks, whatever batch_size
+    model = LinearRegression(in_features=6, solver="exact")
+    fit(model, data, epochs=1)
+    np.testing.assert_allclose(model.coef_[0], LONGLEY_COEF, rtol=1e-10)
+    np.testing.assert_allclose(model.intercept_[0], LONGLEY_INTERCEPT, rtol=1e-10)
+
+
+def _exact_rational_least_squares(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with an intercept, (b, w_1..w_D), of the float64 values exactly: normal equations in Fractions."""
+    rows = [[Fraction(1)] + [Fraction(float(v)) for v in row] for row in x]
+    rhs = [Fraction(float(v)) for v in y]
+    width = x.shape[1] + 1
+    system = [
+        [sum((row[j] * row[k] for row in rows), Fraction(0)) for k in range(width)]
+        + [sum((row[j] * t for row, t in zip(rows, rhs, strict=True)), Fraction(0))]
+        for j in range(width)
+    ]
+    for col in range(width):  # Gauss-Jordan elimination, exact
+        pivot = next(r for r in range(col, width) if system[r][col] != 0)
+        system[col], system[pivot] = system[pivot], system[col]
+        for r in range(width):
+            if r != col and system[r][col] != 0:
+                factor = system[r][col] / system[col][col]
+                system[r] = [a - factor * b for a, b in zip(system[r], system[col], strict=True)]
+    return np.array([float(system[i][width] / system[i][i]) for i in range(width)])
+
+
+def test_an_ill_conditioned_design_is_solved_as_accurately_as_lstsq() -> None:
+    """Condition number ~2e9 (~2e6 standardized): nearly collinear columns, one far from zero, one tiny.
+
+    The reference is the exact least-squares solution of the float64 data (rational arithmetic). The normal
+    equations in float64 lose most digits (~cond² eps); numpy's lstsq (SVD) keeps about cond·eps; ours must too.
+    """
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=60)
+    x = np.column_stack(
+        [base, base + 1e-6 * rng.normal(size=60), 1000.0 + rng.normal(size=60), 0.01 * rng.normal(size=60)]
+    )
+    y = x @ np.array([1.0, 2.0, -0.5, 30.0]) + 4.0 + 0.01 * rng.normal(size=60)
+    design = np.hstack([np.ones((60, 1)), x])
+    assert np.linalg.cond(design) >= 1e9 and np.linalg.cond(StandardScaler().fit_transform(x)) >= 1e6
+    exact = _exact_rational_least_squares(x, y)
+
+    def error(estimate: np.ndarray) -> float:
+        return float(np.linalg.norm(estimate - exact) / np.linalg.norm(exact))
+
+    lstsq_error = error(np.linalg.lstsq(design, y, rcond=None)[0])
+    normal_error = error(np.linalg.solve(design.T @ design, design.T @ y))
+    assert normal_error > 1e4 * lstsq_error  # the problem is hard enough to tell a sloppy solver apart
+
+    data = ArraysDataModule(x, y, batch_size=7)
+    model = LinearRegression(in_features=4, solver="exact")
+    fit(model, data, epochs=1)
+    ours = error(np.concatenate([model.intercept_, model.coef_[0]]))
+    assert ours <= 10 * lstsq_error + 1e-15, (ours, lstsq_error)
+
+
 @pytest.mark.slow
-def test_ddp_ranks_merge_to_the_single_process_solution(tmp_path: Path) -> None:
-    """Two CPU processes of 5 rows each, 2-row batches: their merged states solve to least squares of all 10."""
-    options = ["--model.init_args.solver", "exact", "--trainer.max_epochs", "1", "--data.init_args.batch_size", "2"]
-    run_cli(["fit", "--config", str(CONFIGS / "ddp.yaml"), *options, "--trainer.precision", "64-true"], cwd=tmp_path)
+def test_ddp_on_three_processes_drops_no_row(tmp_path: Path) -> None:
+    """Three CPU processes share the 10 loaves 4/3/3 (an equal split would drop or repeat one): least squares of all 10.
+
+    Every rank folds its covering shard into a float64 QR; the merged states solve to numpy's lstsq of the ten
+    rows to 1e-10, while dropping or repeating any one row moves the solution by more than 1e-4 (checked).
+    """
+    options = ["--model.init_args.solver", "exact", "--trainer.max_epochs", "1", "--trainer.devices", "3"]
+    result = run_cli(
+        ["fit", "--config", str(CONFIGS / "ddp.yaml"), *options, "--trainer.precision", "64-true"], cwd=tmp_path
+    )
     checkpoint = tmp_path / "runs" / "sourdough_ddp" / "version_0" / "checkpoints" / "latest.ckpt"
     # load_from_checkpoint builds a float32 model; the float64 weights are compared as saved.
     model = MultiOutputRegression(in_features=3, out_features=2, solver="exact").double()
     model.load_state_dict(torch.load(checkpoint, weights_only=True)["state_dict"])
-    reference = least_squares(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
-    np.testing.assert_allclose(model.coef_, reference.coef_, rtol=1e-10)
-    np.testing.assert_allclose(model.intercept_, reference.intercept_, rtol=1e-10)
+    coef, intercept = _lstsq(SOURDOUGH_FEATURES, SOURDOUGH_TARGETS)
+    np.testing.assert_allclose(model.coef_, coef, rtol=1e-10)
+    np.testing.assert_allclose(model.intercept_, intercept, rtol=1e-10)
+    # The optimality gap's reference, streamed by the three ranks and merged, holds the ten rows once each.
+    assert "Certificate: optimality gap" in result.stdout and "over the 10 training rows" in result.stdout
+    for row in range(10):  # what one row dropped, or one row counted twice, would give instead
+        for keep in (np.delete(np.arange(10), row), np.append(np.arange(10), row)):
+            other, _ = _lstsq(SOURDOUGH_FEATURES[keep], SOURDOUGH_TARGETS[keep])
+            assert np.max(np.abs(other - coef) / np.abs(coef)) > 1e-4

@@ -14,7 +14,7 @@ from sklearn.linear_model import Ridge, RidgeCV
 from lr_lightning.closed_form import RankDeficiencyWarning, least_squares
 from lr_lightning.data.loader import shard_bounds
 from lr_lightning.penalties import sklearn_ridge_alpha
-from lr_lightning.streaming_least_squares import (
+from lr_lightning.streaming import (
     LeastSquaresState,
     LeaveOneOut,
     generalized_cross_validation,
@@ -434,3 +434,34 @@ def test_bad_input_is_refused_with_a_message() -> None:
         accumulator.result()
     with pytest.raises(ValueError, match="no chunks"):
         LeastSquaresState.from_chunks([])
+
+
+def test_chunks_longer_than_a_sub_block_and_float32_chunks_give_the_same_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(18)
+    features, targets = _design(rng, 300, 5, 2)
+    features32, targets32 = features.astype(np.float32), targets.astype(np.float32)
+    whole = LeastSquaresState.from_chunks([(features32[:130], targets32[:130]), (features32[130:], targets32[130:])])
+    monkeypatch.setattr("lr_lightning.streaming.state.SUB_BLOCK_ROWS", 7)  # many sub-blocks per chunk, a ragged last
+    blocked = LeastSquaresState.from_chunks([(features32[:130], targets32[:130]), (features32[130:], targets32[130:])])
+    converted = LeastSquaresState.from_chunk(features32.astype(np.float64), targets32.astype(np.float64))
+    scale = np.abs(whole.r_factor).max()
+    for other in (blocked, converted):
+        np.testing.assert_allclose(other.mean, whole.mean, rtol=1e-14)
+        np.testing.assert_allclose(other.r_factor, whole.r_factor, rtol=1e-11, atol=1e-13 * scale)
+    assert np.all(np.diag(blocked.r_factor) >= 0) and np.array_equal(blocked.r_factor, np.triu(blocked.r_factor))
+    centred = np.hstack([features32, targets32]).astype(np.float64)
+    centred -= centred.mean(axis=0)
+    np.testing.assert_allclose(
+        blocked.r_factor.T @ blocked.r_factor, centred.T @ centred, rtol=1e-11, atol=1e-11 * scale**2
+    )
+
+
+def test_non_finite_and_overflowing_chunks_are_refused() -> None:
+    state = LeastSquaresState(2, 1)
+    with pytest.raises(ValueError, match="targets must be finite"):
+        state.update(np.zeros((3, 2), dtype=np.float32), np.array([0.0, np.inf, 1.0]))
+    with pytest.raises(ValueError, match="overflow"):
+        state.update(np.full((3, 2), 1e308), np.zeros(3))
+    assert state.n_rows == 0

@@ -8,9 +8,11 @@ A subclass only says where its arrays come from (:meth:`InMemoryDataModule.load_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,6 +21,7 @@ from lr_lightning.data.contract import ArrayData, ScalingStatistics
 from lr_lightning.data.description import DataDescription, DataNames
 from lr_lightning.data.loader import EpochSeededLoader
 from lr_lightning.data.ranks import Ranks
+from lr_lightning.data.reference import chunk_rows_for
 from lr_lightning.data.rows import BLOCK_ROWS
 from lr_lightning.data.scaling import fit_scaling
 from lr_lightning.data.stores import LoaderOptions, RowSplit, RowStore, SplitOptions, store_for
@@ -26,6 +29,7 @@ from lr_lightning.errors import InputError, require
 
 if TYPE_CHECKING:
     from lr_lightning.closed_form import LeastSquaresSolution
+    from lr_lightning.streaming import LeastSquaresState
 
 __all__ = ["MAX_SEED", "InMemoryDataModule", "trainer_datamodule"]
 
@@ -114,7 +118,9 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         self._split: RowSplit | None = None
         self._store: RowStore | None = None
         self._scaling: ScalingStatistics | None = None
+        self._reference: tuple[LeastSquaresState | None] | None = None  # (state,) once streamed
         self._least_squares: dict[bool, LeastSquaresSolution] = {}
+        self._streaming_pass = False
 
     def __repr__(self) -> str:
         # LightningDataModule's own __str__ builds every dataloader (loading the data) just to print sizes.
@@ -215,7 +221,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
             assert self._store_type is not None
             self._store = self._store_type.build(data, self.split, dtype, self.task)
             self._scaling = None
-            self._least_squares = {}
+            self._reference, self._least_squares = None, {}
             self._data = None  # the store holds what is needed; the source (float64 for scikit-learn) goes
         if stage == "fit" and self._scaling is None:
             self._scaling = self._fit_scaling(distributed=True)
@@ -251,20 +257,53 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         """Raw features and targets of ``split`` when the store holds them in memory; ``None`` on disk."""
         return self.store.read(split) if self.store.in_memory else None
 
-    def least_squares(self, fit_intercept: bool) -> LeastSquaresSolution | None:
-        """Float64 least squares on the training rows, solved once per store (``None`` when they stay on disk).
+    def least_squares_state(self, distributed: bool = False) -> LeastSquaresState | None:
+        """Return the float64 least-squares state of the training rows (:mod:`.reference`), streamed once.
 
-        The reference :class:`~lr_lightning.callbacks.OptimalityGap` and the dashboard both read, so they agree.
+        With ``distributed`` under DDP each rank reads its shard and the states are merged (a collective: every
+        rank must call it, as the callbacks do in ``on_fit_start``); otherwise this process reads every training
+        row, in memory or on disk. ``None`` for class labels and for data too wide for a reference.
+        """
+        if self._reference is None:
+            from lr_lightning.data.reference import training_state
+
+            ranks = Ranks.of(self.trainer) if distributed else Ranks()
+            self._reference = (training_state(self.store, ranks),)
+        return self._reference[0]
+
+    def least_squares(self, fit_intercept: bool) -> LeastSquaresSolution | None:
+        """Float64 least squares on the training rows, solved once per store from :meth:`least_squares_state`.
+
+        The reference :class:`~lr_lightning.callbacks.OptimalityGap` and the dashboard both read, so they agree:
+        the minimum-norm solution on a rank-deficient design (with a warning naming the rank), in memory or on
+        disk. ``None`` when there is no state (class labels, data too wide).
         """
         if fit_intercept not in self._least_squares:
-            rows = self.rows_in_memory("train")
-            if rows is None:
+            state = self.least_squares_state()
+            if state is None:
                 return None
-            from lr_lightning.closed_form import least_squares
+            from lr_lightning.streaming import solve
 
-            features, targets = (t.double().cpu().numpy() for t in rows)
-            self._least_squares[fit_intercept] = least_squares(features, targets, fit_intercept=fit_intercept)
+            self._least_squares[fit_intercept] = solve(state, fit_intercept)
         return self._least_squares[fit_intercept]
+
+    def chunks(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream ``split`` (rank ``rank``'s covering shard of it): raw features (n, D) float64 and targets, chunked.
+
+        See :meth:`~lr_lightning.data.stores.base.RowStore.chunks`: the second pass of a Newton epoch, the
+        certificates' passes; one chunk in memory at a time, whatever the store.
+        """
+        return self.store.chunks(split, chunk_rows_for(sum(self.store.widths)), rank, world_size)
+
+    def stream_training_rows(self, streaming: bool) -> None:
+        """Serve the training split to the next ``train_dataloader`` as a streaming pass (``True``) or as batches.
+
+        A pass, for solvers that fold every training row into sums (the exact and Newton solvers), gives each
+        rank its covering shard of the training rows in order, in chunks of thousands of rows: under DDP the
+        ranks together read every row exactly once. Batches (``False``, the default) are ``batch_size`` rows,
+        shuffled, from equal shards, so that the ranks' gradient steps stay in lockstep.
+        """
+        self._streaming_pass = streaming
 
     def split_tensors(self, split: str) -> tuple[Tensor, Tensor]:
         """Raw features (n, D) and targets (n, K) or labels (n,) of ``train``, ``val`` or ``test``.
@@ -299,7 +338,11 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         return LoaderOptions(self.batch_size, shuffle, self.seed, rank, world_size, equal_shards=training)
 
     def train_dataloader(self) -> EpochSeededLoader:
-        """Shuffled (seed + epoch) batches of the training rows."""
+        """Shuffled (seed + epoch) batches of the training rows, or a streaming pass (:meth:`stream_training_rows`)."""
+        if self._streaming_pass:
+            options = self._options()
+            rows = chunk_rows_for(sum(self.store.widths))
+            return self.store.loader("train", LoaderOptions(rows, False, self.seed, options.rank, options.world_size))
         return self.store.loader("train", self._options(self.shuffle, training=True))
 
     def val_dataloader(self) -> EpochSeededLoader:

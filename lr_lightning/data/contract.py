@@ -7,6 +7,7 @@ never the DataModule's storage. Models declare their task with the same vocabula
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -15,6 +16,7 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from lr_lightning.closed_form import LeastSquaresSolution
+    from lr_lightning.streaming import LeastSquaresState
 
 __all__ = ["SPLITS", "TASKS", "ArrayData", "PredictionData", "ScalingStatistics", "Task", "TrainingData"]
 
@@ -124,8 +126,20 @@ class TrainingData(Protocol):
         """Raw features (n, D) and targets (n, K) or labels (n,) of a split, or ``None`` when they stay on disk."""
         ...
 
+    def least_squares_state(self, distributed: bool = False) -> LeastSquaresState | None:
+        """Return the float64 least-squares state of the training rows, streamed once (a collective if distributed)."""
+        ...
+
     def least_squares(self, fit_intercept: bool) -> LeastSquaresSolution | None:
-        """Return the float64 least-squares fit of the training rows (solved once), ``None`` when they stay on disk."""
+        """Return the float64 least-squares fit of the training rows (solved once), ``None`` for class labels."""
+        ...
+
+    def chunks(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream a split (one rank's covering shard of it): raw features (n, D) and targets in float64, chunked."""
+        ...
+
+    def stream_training_rows(self, streaming: bool) -> None:
+        """Serve training rows as one covering pass in chunks (``True``, for streaming solvers) or as batches."""
         ...
 
 

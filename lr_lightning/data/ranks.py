@@ -1,7 +1,8 @@
 """The processes a streaming pass is shared by: this rank, how many there are, and how to gather their results.
 
-Statistics over a split (moments today, exact solvers next) are computed by each rank over its own shard and
-gathered in rank order, so every rank ends with the same numbers. One process is the case of one rank.
+Statistics over a split (moments, the least-squares state, the Newton solver's sums) are computed by each rank
+over its own shard and gathered in rank order, so every rank ends with the same numbers. One process is the case
+of one rank.
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class Ranks:
         world_size = trainer.world_size
 
         def all_gather(vector: np.ndarray) -> np.ndarray:
-            gathered = trainer.strategy.all_gather(torch.from_numpy(vector).to(trainer.strategy.root_device))
-            return gathered.cpu().double().numpy().reshape(world_size, -1)
+            # torch.distributed itself: Lightning's strategy.all_gather goes through a deprecated torch function
+            # that warns on every call.
+            tensor = torch.from_numpy(np.ascontiguousarray(vector, dtype=np.float64)).to(trainer.strategy.root_device)
+            gathered = [torch.empty_like(tensor) for _ in range(world_size)]
+            torch.distributed.all_gather(gathered, tensor)
+            return torch.stack(gathered).cpu().double().numpy()
 
         return cls(trainer.global_rank, world_size, all_gather)

@@ -39,6 +39,7 @@ from lr_lightning.models.optimizer_step import (
     l1_proximal_step,
     uses_l1_proximal_step,
 )
+from lr_lightning.models.solvers import GRADIENT, EpochPass, count_step
 from lr_lightning.penalties import validate_strength, weight_penalty
 
 __all__ = ["STAGES", "LinearModelBase", "TrainingDivergedError"]
@@ -97,6 +98,7 @@ class LinearModelBase(CheckpointRecord, ArrayPredictions, AffineModel, ABC):
         self.build_optimizer = optimizer
         self._built_optimizer = False  # whether configure_optimizers used it (the CLI replaces that method)
         self._epoch_loss = EpochLoss()
+        self._pass: EpochPass | None = None
         self._last_train_loss: Tensor | None = None
         metrics = self.configure_metrics()
         # One collection per stage, so train/val/test states never mix (ModuleDict keys cannot be "train" etc.
@@ -141,6 +143,22 @@ class LinearModelBase(CheckpointRecord, ArrayPredictions, AffineModel, ABC):
         """Raw features (B, D) -> predictions (B, num_outputs) in the user's units."""
         return self.decode(self.layer_outputs(features))  # (B, D) -> (B, K)
 
+    #: ``"gradient"``, or the model's pass solver (:mod:`lr_lightning.models.solvers`); set by the subclass.
+    solver: str = GRADIENT
+
+    @property
+    def streams_training_rows(self) -> bool:
+        """Whether the solver folds whole passes over the training rows (the exact and Newton solvers).
+
+        ``fit`` then asks the data for one covering pass per epoch in chunks instead of shuffled batches
+        (:meth:`~lr_lightning.data.contract.TrainingData.stream_training_rows`), and no optimizer steps.
+        """
+        return self.solver != GRADIENT
+
+    def start_pass(self) -> EpochPass | None:
+        """Return the epoch's pass solver (``None`` for gradient steps); a model with a pass solver has its own."""
+        return None
+
     def training_data(self) -> TrainingData | None:
         """Return the trainer's DataModule if it serves the data contract (:mod:`lr_lightning.data.contract`)."""
         datamodule = trainer_datamodule(self._trainer) if self._trainer is not None else None
@@ -155,6 +173,7 @@ class LinearModelBase(CheckpointRecord, ArrayPredictions, AffineModel, ABC):
                     f"{type(self).__name__} is a {self.task} model but {type(data).__name__} holds {data.task} data"
                 )
             self.set_scaling(data.scaling_statistics())
+            data.stream_training_rows(self.streams_training_rows)
         if self._trainer is not None and str(self.trainer.precision).startswith("64"):
             # module.double() leaves torchmetrics' states alone; accumulate the metrics in float64 too.
             for metrics_stage in STAGES:
@@ -250,8 +269,27 @@ class LinearModelBase(CheckpointRecord, ArrayPredictions, AffineModel, ABC):
         self.stage_metrics(stage).update(self.decode(outputs), targets)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """One optimization step's loss on a training batch."""
-        return self._shared_step(batch, "train")
+        """One optimization step's loss on a training batch; a pass solver folds the chunk into its sums instead."""
+        if self._pass is None:
+            return self._shared_step(batch, "train")
+        features, targets = batch  # raw (n, D), (n, K) or (n,)
+        self._pass.update(features, targets)
+        return features.new_zeros(())  # nothing to step on: the epoch's objective is logged once solved
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Pass solver: count the chunk as a step; after the epoch's last chunk, finish (before validation)."""
+        if self._pass is None:
+            return
+        count_step(self.trainer)
+        if batch_idx + 1 >= self.trainer.num_training_batches:
+            self._finish_pass()
+
+    def _finish_pass(self) -> None:
+        assert self._pass is not None
+        objective = self._pass.finish(self)
+        self._epoch_loss.reset("train")
+        if objective is not None:  # train_loss: the objective the pass measured, the same on every rank
+            self._epoch_loss.add("train", self.linear.weight.new_tensor(objective), rows=1)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Loss and metrics on a validation batch."""
@@ -271,11 +309,17 @@ class LinearModelBase(CheckpointRecord, ArrayPredictions, AffineModel, ABC):
         return {name: values[:, j] for j, name in enumerate(self.output_names)}
 
     def on_train_epoch_start(self) -> None:
-        """Start the epoch's loss sum afresh."""
+        """Start the epoch's loss sum (and a pass solver's sums) afresh."""
         self._epoch_loss.reset("train")
+        self._pass = self.start_pass() if self.streams_training_rows else None
 
     def on_train_epoch_end(self) -> None:
-        """Log ``train_loss`` (before EarlyStopping and ModelCheckpoint look at it: they run after this hook)."""
+        """Log ``train_loss`` (before EarlyStopping and ModelCheckpoint look at it: they run after this hook).
+
+        A pass solver that a stop cut short of its last chunk finishes first.
+        """
+        if self._pass is not None and not self._pass.done:
+            self._finish_pass()
         self._log_epoch("train")
 
     def on_validation_epoch_start(self) -> None:

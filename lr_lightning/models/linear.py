@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
@@ -14,7 +15,10 @@ from lr_lightning.callbacks import OptimalityGap
 from lr_lightning.data.contract import ScalingStatistics, Task
 from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase
-from lr_lightning.models.exact_fit import ExactFit, check_solver, count_step
+from lr_lightning.models.exact_fit import ExactFit
+from lr_lightning.models.ridge_selection import check_ridge_path
+from lr_lightning.models.solvers import check_solver
+from lr_lightning.streaming import RidgeSelection
 
 __all__ = ["LinearRegression"]
 
@@ -43,6 +47,14 @@ class LinearRegression(LinearModelBase):
             squares or ridge in closed form from one float64 pass over the training rows per epoch, merged across
             DDP ranks, with no optimizer step (one epoch is a whole fit; later ones give the same weights;
             ``l1_strength`` must be 0): see :mod:`lr_lightning.models.exact_fit`.
+        l2_path: the exact solver's ridge path: candidate ``l2_strength`` values (A of them, each >= 0), all
+            solved from the epoch's one pass; the one that ``l2_selection`` scores lowest becomes ``l2_strength``
+            (and the saved hyperparameter, so a checkpoint reloads with it). ``None`` (the default): solve
+            ``l2_strength`` alone. Needs ``solver="exact"``; ``l2_strength`` must then be 0 (or, as a checkpoint
+            saves it, one of the candidates): the fit replaces it. See :mod:`lr_lightning.models.ridge_selection`.
+        l2_selection: how ``l2_path``'s candidate is chosen: ``"loo"`` (the default), the exact leave-one-out
+            mean squared error, scikit-learn's ``RidgeCV(alphas=N * l2_path)`` on standardized features (a second
+            pass over the training rows); ``"gcv"``, generalized cross-validation from the pass's state alone.
         kwargs: the options every model shares, ``bias``, ``feature_names``, ``l1_strength``, ``l2_strength``,
             ``init``, ``init_std`` and ``optimizer``: see :class:`~lr_lightning.models.base.LinearModelBase`
             (``optimizer`` builds the optimizer from the parameters; the CLI's ``optimizer:`` group replaces it).
@@ -55,6 +67,9 @@ class LinearRegression(LinearModelBase):
     Attributes:
         coef_: weights in original units, shape (K, D).
         intercept_: intercepts in original units, shape (K,).
+        ridge_selection: with ``l2_path``, the last fit's :class:`~lr_lightning.streaming.RidgeSelection`:
+            ``l2_strengths_`` (A,), ``scores_`` (A,) and ``scores_per_target_`` (A, K) in the targets' units,
+            ``best_index_`` and ``l2_strength_``; ``None`` otherwise (a loaded model keeps only the choice).
 
     """
 
@@ -71,6 +86,8 @@ class LinearRegression(LinearModelBase):
         target_names: list[str] | None = None,
         optimality_gap: bool = True,
         solver: str = "gradient",
+        l2_path: list[float] | None = None,
+        l2_selection: str = "loo",
         **kwargs: Any,
     ) -> None:
         if target_names is not None and len(target_names) != out_features:
@@ -79,48 +96,24 @@ class LinearRegression(LinearModelBase):
         super().__init__(in_features, out_features, **kwargs)
         self.register_buffer("target_mean", torch.zeros(out_features))
         self.register_buffer("target_scale", torch.ones(out_features))
-        self.solver = check_solver(solver, self.l1_strength)
+        self.solver = check_solver(solver, "exact", self.l1_strength, "least squares and ridge in closed form")
         # The exact solver steps no optimizer: Lightning's manual optimization, whose steps it never takes.
-        self.automatic_optimization = self.solver == "gradient"
-        self._exact_fit: ExactFit | None = None
+        self.automatic_optimization = not self.streams_training_rows
+        self.l2_path = check_ridge_path(l2_path, l2_selection, self.solver, self.l2_strength)
+        self.l2_selection = l2_selection
+        if self.l2_path is not None:
+            self.hparams["l2_path"] = list(self.l2_path)  # plain floats, whatever sequence was given
+        #: The last fit's candidates, scores and choice (``None`` without ``l2_path``, and after loading).
+        self.ridge_selection: RidgeSelection | None = None
+        self._logged_ridge_curve: np.ndarray | None = None
 
     def configure_callbacks(self) -> list[Callback]:
         """Log ``optimality_gap`` (training MSE minus least squares') every epoch, with or without the CLI."""
         return [OptimalityGap()] if self.hparams["optimality_gap"] else []
 
-    def on_train_epoch_start(self) -> None:
-        """Start the epoch's loss sum (and, for the exact solver, its pass) afresh."""
-        super().on_train_epoch_start()
-        self._exact_fit = ExactFit(self) if self.solver == "exact" else None
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Return the gradient solver's loss on a batch; the exact solver folds the batch into its pass instead."""
-        if self._exact_fit is None:
-            return super().training_step(batch, batch_idx)
-        features, targets = batch  # raw (B, D), (B, K) or (B,)
-        self._exact_fit.update(features, targets)
-        return features.new_zeros(())  # no loss to step on: the epoch's objective is logged once solved
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Exact solver: count the batch as a step; after the epoch's last batch, solve (before validation)."""
-        if self._exact_fit is None:
-            return
-        count_step(self.trainer)
-        if batch_idx + 1 >= self.trainer.num_training_batches:
-            self._solve_exact()
-
-    def on_train_epoch_end(self) -> None:
-        """Solve if the last batch did not (a stop before it), then log ``train_loss``."""
-        if self._exact_fit is not None and not self._exact_fit.solved:
-            self._solve_exact()
-        super().on_train_epoch_end()
-
-    def _solve_exact(self) -> None:
-        assert self._exact_fit is not None
-        objective = self._exact_fit.solve_into(self)
-        self._epoch_loss.reset("train")
-        if objective is not None:  # train_loss: the objective at the solution, the same on every rank
-            self._epoch_loss.add("train", objective, rows=1)
+    def start_pass(self) -> ExactFit:
+        """Return the exact solver's epoch: a float64 streaming QR of the training rows, solved after the last chunk."""
+        return ExactFit(self)
 
     def configure_metrics(self) -> MetricCollection:
         """MSE, MAE and R² per target (their means over targets are what ``val_mse`` etc. report)."""

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from torch.nn import functional as F
 from torchmetrics import AUROC, Accuracy, F1Score, MetricCollection
@@ -13,6 +14,9 @@ from torchmetrics import AUROC, Accuracy, F1Score, MetricCollection
 from lr_lightning.data.contract import Task
 from lr_lightning.errors import InputError, require
 from lr_lightning.models.base import LinearModelBase
+from lr_lightning.models.newton_fit import LogLossCertificate, NewtonEpoch
+from lr_lightning.models.solvers import check_solver
+from lr_lightning.streaming.newton_logistic import Layout
 
 __all__ = ["LOSSES", "LogisticRegression"]
 
@@ -40,6 +44,14 @@ class LogisticRegression(LinearModelBase):
         num_classes: C >= 2 (linked from ``data.num_classes``).
         loss: ``"cross_entropy"`` (the log-loss) or ``"mse"`` on the probabilities.
         class_names: names of the C classes (linked from the data); string labels come back as strings.
+        solver: ``"gradient"`` (the default): train with the optimizer on batches; ``"newton"``: one Newton step
+            with a line search per epoch, from float64 sums of the log-loss's gradient and Hessian over one
+            streaming pass of the training rows (merged across DDP ranks, out of core too), no optimizer: a few
+            epochs reach the optimum to machine precision. Cross-entropy only, ``l1_strength`` 0, at most 4096
+            parameters K (D + 1). See :mod:`lr_lightning.models.newton_fit`.
+        certificate: at the end of ``fit``, one more streaming pass gives the Newton decrement at the final weights,
+            an estimate of how far the objective is above its minimum (``log_loss_gap``), whatever the solver
+            (:class:`~lr_lightning.models.newton_fit.LogLossCertificate`). Cross-entropy only.
         kwargs: the options every model shares, ``bias``, ``feature_names``, ``l1_strength``, ``l2_strength``,
             ``init``, ``init_std`` and ``optimizer``: see :class:`~lr_lightning.models.base.LinearModelBase`
             (``optimizer`` builds the optimizer from the parameters; the CLI's ``optimizer:`` group replaces it).
@@ -62,6 +74,8 @@ class LogisticRegression(LinearModelBase):
         num_classes: int = 2,
         loss: str = "cross_entropy",
         class_names: list[str] | None = None,
+        solver: str = "gradient",
+        certificate: bool = True,
         **kwargs: Any,
     ) -> None:
         require(num_classes >= 2, "num_classes", ">= 2", num_classes)
@@ -72,6 +86,22 @@ class LogisticRegression(LinearModelBase):
         self.class_names = [str(c) for c in class_names] if class_names else [str(c) for c in range(num_classes)]
         num_outputs = 1 if num_classes == 2 else num_classes
         super().__init__(in_features, num_outputs, **kwargs)
+        self.solver = check_solver(solver, "newton", self.l1_strength, "the L2-penalized log-loss by Newton's method")
+        if self.solver == "newton":
+            require(loss == "cross_entropy", "loss", "'cross_entropy' with solver 'newton'", loss)
+            Layout.for_classes(num_classes, in_features, self.fit_intercept)  # refuses a Hessian too large
+        # The Newton solver steps no optimizer: Lightning's manual optimization, whose steps it never takes.
+        self.automatic_optimization = not self.streams_training_rows
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Return the log-loss certificate (a Newton decrement at the end of fit), unless off or not a log-loss."""
+        if self.hparams["certificate"] and self.hparams["loss"] == "cross_entropy":
+            return [LogLossCertificate()]
+        return []
+
+    def start_pass(self) -> NewtonEpoch:
+        """Return the Newton solver's epoch: gradient and Hessian sums over the training rows, then one step."""
+        return NewtonEpoch(self)
 
     @property
     def is_binary(self) -> bool:

@@ -1,0 +1,78 @@
+"""The exact least-squares reference of the training rows, from one streaming pass over any store.
+
+The pass folds the training rows, chunk by chunk, into a float64
+:class:`~lr_lightning.streaming.LeastSquaresState` (a streaming QR of ``[X, Y]``, memory O((D + K)²) whatever
+N). Under DDP each rank reads only its covering shard and the ranks' states are merged in rank order, so every
+rank holds the single-process state. From it come, without another pass, the least-squares optimum (with or
+without an intercept, the minimum-norm one on a rank-deficient design) and the exact mean squared error of any
+affine model, the optimality certificate (:func:`lr_lightning.streaming.optimality_gap`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lr_lightning.data.ranks import Ranks
+from lr_lightning.data.rows import CHUNK_ROWS
+from lr_lightning.data.stores.base import RowStore
+from lr_lightning.streaming import LeastSquaresState, merge_all
+
+__all__ = ["MAX_REFERENCE_WIDTH", "chunk_rows_for", "gather_state", "training_state"]
+
+#: The widest ``[X, Y]`` (D + K columns) whose state is computed: R is (D + K)² float64 (128 MB at 4096), and
+#: each chunk costs O(n (D + K)²). Wider data gets no reference (the optimality gap is skipped with a note).
+MAX_REFERENCE_WIDTH = 4096
+
+#: Values per chunk of a streaming pass (64 MB of float64): fewer rows per chunk for wide data.
+CHUNK_VALUES = 2**23
+
+
+def chunk_rows_for(num_columns: int) -> int:
+    """Rows per chunk of a streaming pass over ``num_columns`` columns: CHUNK_ROWS, fewer for wide data."""
+    return max(256, min(CHUNK_ROWS, CHUNK_VALUES // max(num_columns, 1)))
+
+
+def gather_state(state: LeastSquaresState, ranks: Ranks) -> LeastSquaresState:
+    """Return the merge of every rank's ``state`` in rank order (a collective under DDP; ``state`` for one process)."""
+    if ranks.all_gather is None:
+        return state
+    arrays = state.to_arrays()
+    width = state.width
+    vector = np.concatenate([[float(state.n_rows)], arrays["mean"], arrays["r_factor"].ravel()])
+    gathered = ranks.all_gather(vector)  # (world_size, 1 + P + P²)
+    states = [
+        LeastSquaresState.from_arrays(
+            {
+                "n_rows": round(row[0]),
+                "n_features": state.n_features,
+                "mean": row[1 : 1 + width],
+                "r_factor": row[1 + width :].reshape(width, width),
+            }
+        )
+        for row in gathered
+    ]
+    return merge_all(states)
+
+
+def training_state(store: RowStore, ranks: Ranks | None = None) -> LeastSquaresState | None:
+    """Stream the training rows of a regression ``store`` into a float64 least-squares state.
+
+    Args:
+        store: the rows (in memory or on disk); targets (N, K).
+        ranks: the processes sharing the pass: each reads its covering shard, the states are merged in rank order
+            (a collective: every rank must call it). ``None``: this process reads every row.
+
+    Returns:
+        The state of all training rows, or ``None`` for class labels or data wider than
+        :data:`MAX_REFERENCE_WIDTH` columns.
+
+    """
+    num_features, num_targets = store.widths
+    if store.task != "regression" or num_features + num_targets > MAX_REFERENCE_WIDTH:
+        return None
+    ranks = ranks or Ranks()
+    state = LeastSquaresState(num_features, num_targets)
+    rows = chunk_rows_for(num_features + num_targets)
+    for features, targets in store.chunks("train", rows, ranks.rank, ranks.world_size):
+        state.update(features, targets.reshape(len(targets), -1))
+    return gather_state(state, ranks)
