@@ -1,7 +1,7 @@
 """Certificates: how far a fit ended from its optimum, printed at the end of ``lr-lightning fit`` and logged.
 
 * Least squares: ``optimality_gap``, the training MSE minus the exact least-squares optimum (OptimalityGap).
-* Logistic regression: ``log_loss_gap``, the Newton decrement λ²/2 at the final weights (LogLossCertificate),
+* Logistic regression: ``log_loss_certificate``, the Newton decrement λ²/2 at the final weights (LogLossCertificate),
   which estimates the objective's distance to its minimum whatever the optimizer.
 
 The references are numpy's lstsq and scikit-learn's ``LogisticRegression(solver="newton-cholesky")``.
@@ -61,8 +61,8 @@ def test_a_logistic_fit_prints_and_logs_the_log_loss_gap(in_tmp_path: Path, caps
         str(in_tmp_path / "runs" / "logistic_synthetic" / "version_0"), size_guidance={"scalars": 0}
     )
     events.Reload()
-    assert "log_loss_gap" in events.Tags()["scalars"]
-    logged = events.Scalars("log_loss_gap")
+    assert "log_loss_certificate" in events.Tags()["scalars"]
+    logged = events.Scalars("log_loss_certificate")
     assert logged[-1].value == pytest.approx(gap, rel=1e-6)  # TensorBoard keeps float32
 
 

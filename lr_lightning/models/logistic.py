@@ -50,7 +50,7 @@ class LogisticRegression(LinearModelBase):
             epochs reach the optimum to machine precision. Cross-entropy only, ``l1_strength`` 0, at most 4096
             parameters K (D + 1). See :mod:`lr_lightning.models.newton_fit`.
         certificate: at the end of ``fit``, one more streaming pass gives the Newton decrement at the final weights,
-            an estimate of how far the objective is above its minimum (``log_loss_gap``), whatever the solver
+            an estimate of how far the objective is above its minimum (``log_loss_certificate``), whatever the solver
             (:class:`~lr_lightning.models.newton_fit.LogLossCertificate`). Cross-entropy only.
         kwargs: the options every model shares, ``bias``, ``feature_names``, ``l1_strength``, ``l2_strength``,
             ``init``, ``init_std`` and ``optimizer``: see :class:`~lr_lightning.models.base.LinearModelBase`

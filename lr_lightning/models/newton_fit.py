@@ -19,7 +19,8 @@ so and suggests ``l2_strength``.
 
 **The certificate** (:class:`LogLossCertificate`, for any optimizer): at the end of ``fit`` one more pass gives
 the Newton decrement at the final weights, :math:`\lambda^2 / 2 \approx f(\theta) - f^*`, logged as
-``log_loss_gap`` and printed with the end-of-fit summary.
+``log_loss_certificate`` (at the last step, beside the Newton solver's per-epoch ``log_loss_gap``) and printed with
+the end-of-fit summary.
 
 **Limits.** The Hessian is :math:`P^2` float64 values with :math:`P = K (D + 1)` (K = 1 logit for two classes,
 C otherwise); above :data:`~lr_lightning.streaming.newton_logistic.MAX_PARAMETERS` = 4096 parameters (a 128 MB
@@ -155,7 +156,7 @@ class LogLossCertificate(Callback):
     One streaming pass over the training rows (each DDP rank its shard) sums the gradient and the Hessian of the
     objective at the final parameters; :math:`\lambda^2 / 2 = g^\top H^{-1} g / 2` estimates how far the
     objective (mean log-loss plus the L2 penalty) is above its minimum, to leading order near it (exact for a
-    quadratic). Logged as ``log_loss_gap`` at the last step and printed at the end of fit. Whatever the
+    quadratic). Logged as ``log_loss_certificate`` at the last step and printed at the end of fit. Whatever the
     optimizer: a gradient fit learns how far it stopped from the optimum that Newton's method would reach.
 
     Attributes:
@@ -187,7 +188,7 @@ class LogLossCertificate(Callback):
         step = newton_step(merged, theta, pl_module.l2_strength)
         self.certificate = (step.decrement / 2, step.objective)
         if trainer.logger is not None and trainer.is_global_zero:
-            trainer.logger.log_metrics({"log_loss_gap": step.decrement / 2}, step=trainer.global_step)
+            trainer.logger.log_metrics({"log_loss_certificate": step.decrement / 2}, step=trainer.global_step)
 
     def summary_line(self) -> str | None:
         """Return the certificate of the fit: the gap estimate and the objective it is measured against."""
