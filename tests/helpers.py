@@ -12,10 +12,33 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
+
+#: NIST StRD "Longley" (public domain, 16 rows): totemp, then GNPDEFL, GNP, UNEMP, ARMED, POP, YEAR.
+LONGLEY_CSV = REPO / "tests" / "data" / "nist_longley.csv"
+#: NIST's certified values for Longley: b0 (intercept), b1..b6 of the six features, the residual standard deviation.
+LONGLEY_INTERCEPT = -3482258.63459582
+LONGLEY_COEF = np.array(
+    [
+        15.0618722713733,
+        -0.358191792925910e-01,
+        -2.02022980381683,
+        -1.03322686717359,
+        -0.511041056535807e-01,
+        1829.15146461355,
+    ]
+)
+LONGLEY_RESIDUAL_SD = 304.854073561965
+
+
+def longley() -> tuple[np.ndarray, np.ndarray]:
+    """Longley's features (16, 6) and target totemp (16,), float64 as NIST publishes them."""
+    table = np.loadtxt(LONGLEY_CSV, delimiter=",", skiprows=1)
+    return table[:, 1:], table[:, 0]
 
 
 def run_cli(args: list[str], cwd: Path, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

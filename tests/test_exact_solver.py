@@ -22,7 +22,7 @@ from lr_lightning.data.sourdough import SOURDOUGH_FEATURES, SOURDOUGH_TARGETS
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression, MultiOutputRegression
 from lr_lightning.penalties import sklearn_ridge_alpha
-from tests.helpers import CONFIGS, fit, run_cli
+from tests.helpers import CONFIGS, LONGLEY_COEF, LONGLEY_INTERCEPT, fit, longley, run_cli
 
 #: Relative tolerance of float32 weights (and float32 buffers and data) against the float64 solution.
 FLOAT32_RTOL = 1e-5
@@ -180,44 +180,9 @@ def test_a_memmapped_npy_stays_on_disk_and_solves_like_in_memory(tmp_path: Path)
     assert abs(float(trainer.callback_metrics["optimality_gap"])) < 1e-10 * optimum_mse
 
 
-#: NIST StRD "Longley" (public domain): y = TOTEMP, then GNPDEFL, GNP, UNEMP, ARMED, POP, YEAR.
-LONGLEY = np.array(
-    [
-        [60323, 83.0, 234289, 2356, 1590, 107608, 1947],
-        [61122, 88.5, 259426, 2325, 1456, 108632, 1948],
-        [60171, 88.2, 258054, 3682, 1616, 109773, 1949],
-        [61187, 89.5, 284599, 3351, 1650, 110929, 1950],
-        [63221, 96.2, 328975, 2099, 3099, 112075, 1951],
-        [63639, 98.1, 346999, 1932, 3594, 113270, 1952],
-        [64989, 99.0, 365385, 1870, 3547, 115094, 1953],
-        [63761, 100.0, 363112, 3578, 3350, 116219, 1954],
-        [66019, 101.2, 397469, 2904, 3048, 117388, 1955],
-        [67857, 104.6, 419180, 2822, 2857, 118734, 1956],
-        [68169, 108.4, 442769, 2936, 2798, 120445, 1957],
-        [66513, 110.8, 444546, 4681, 2637, 121950, 1958],
-        [68655, 112.6, 482704, 3813, 2552, 123366, 1959],
-        [69564, 114.2, 502601, 3931, 2514, 125368, 1960],
-        [69331, 115.7, 518173, 4806, 2572, 127852, 1961],
-        [70551, 116.9, 554894, 4007, 2827, 130081, 1962],
-    ]
-)
-#: NIST's certified values for Longley: b0 (intercept), then b1..b6 of GNPDEFL, GNP, UNEMP, ARMED, POP, YEAR.
-LONGLEY_INTERCEPT = -3482258.63459582
-LONGLEY_COEF = np.array(
-    [
-        15.0618722713733,
-        -0.358191792925910e-01,
-        -2.02022980381683,
-        -1.03322686717359,
-        -0.511041056535807e-01,
-        1829.15146461355,
-    ]
-)
-
-
 def test_nist_longley_to_ten_significant_digits() -> None:
     """Longley's raw design has condition number ~5e9: the model, standardized, keeps 10 certified digits."""
-    targets, features = LONGLEY[:, 0], LONGLEY[:, 1:]
+    features, targets = longley()
     data = ArraysDataModule(features, targets, batch_size=4, standardize=True)  # chunks, whatever batch_size
     model = LinearRegression(in_features=6, solver="exact")
     fit(model, data, epochs=1)

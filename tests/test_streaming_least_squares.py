@@ -23,41 +23,7 @@ from lr_lightning.streaming import (
     ridge_path,
     solve,
 )
-
-#: NIST StRD "Longley" (public domain): y = TOTEMP, then GNPDEFL, GNP, UNEMP, ARMED, POP, YEAR.
-LONGLEY = np.array(
-    [
-        [60323, 83.0, 234289, 2356, 1590, 107608, 1947],
-        [61122, 88.5, 259426, 2325, 1456, 108632, 1948],
-        [60171, 88.2, 258054, 3682, 1616, 109773, 1949],
-        [61187, 89.5, 284599, 3351, 1650, 110929, 1950],
-        [63221, 96.2, 328975, 2099, 3099, 112075, 1951],
-        [63639, 98.1, 346999, 1932, 3594, 113270, 1952],
-        [64989, 99.0, 365385, 1870, 3547, 115094, 1953],
-        [63761, 100.0, 363112, 3578, 3350, 116219, 1954],
-        [66019, 101.2, 397469, 2904, 3048, 117388, 1955],
-        [67857, 104.6, 419180, 2822, 2857, 118734, 1956],
-        [68169, 108.4, 442769, 2936, 2798, 120445, 1957],
-        [66513, 110.8, 444546, 4681, 2637, 121950, 1958],
-        [68655, 112.6, 482704, 3813, 2552, 123366, 1959],
-        [69564, 114.2, 502601, 3931, 2514, 125368, 1960],
-        [69331, 115.7, 518173, 4806, 2572, 127852, 1961],
-        [70551, 116.9, 554894, 4007, 2827, 130081, 1962],
-    ]
-)
-#: NIST's certified values for Longley: b0 (intercept), b1..b6, and the residual standard deviation.
-LONGLEY_CERTIFIED = np.array(
-    [
-        -3482258.63459582,
-        15.0618722713733,
-        -0.358191792925910e-01,
-        -2.02022980381683,
-        -1.03322686717359,
-        -0.511041056535807e-01,
-        1829.15146461355,
-    ]
-)
-LONGLEY_RESIDUAL_SD = 304.854073561965
+from tests.helpers import LONGLEY_COEF, LONGLEY_INTERCEPT, LONGLEY_RESIDUAL_SD, longley
 
 
 def _design(rng: np.random.Generator, n_rows: int, n_features: int, n_targets: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,20 +111,21 @@ def test_ranks_streaming_their_shards_merge_to_the_whole_answer() -> None:
 
 
 def test_longley_certified_values_where_the_normal_equations_lose_digits() -> None:
-    targets, features = LONGLEY[:, 0], LONGLEY[:, 1:]
+    features, targets = longley()
+    certified = np.concatenate([[LONGLEY_INTERCEPT], LONGLEY_COEF])
     state = LeastSquaresState(6, 1)
     for piece in (slice(0, 3), slice(3, 4), slice(4, 11), slice(11, 16)):
         state.update(features[piece], targets[piece])
     solution = solve(state)
     estimate = np.concatenate([solution.intercept_, solution.coef_[0]])
-    qr_error = np.max(np.abs(estimate - LONGLEY_CERTIFIED) / np.abs(LONGLEY_CERTIFIED))
+    qr_error = np.max(np.abs(estimate - certified) / np.abs(certified))
     assert qr_error < 1e-11
     assert solution.rss_[0] == pytest.approx(LONGLEY_RESIDUAL_SD**2 * (16 - 7), rel=1e-10)
 
     # The normal equations on the same design with its column of ones, in float64.
     design = np.hstack([np.ones((16, 1)), features])
     normal = np.linalg.solve(design.T @ design, design.T @ targets)
-    normal_error = np.max(np.abs(normal - LONGLEY_CERTIFIED) / np.abs(LONGLEY_CERTIFIED))
+    normal_error = np.max(np.abs(normal - certified) / np.abs(certified))
     assert normal_error > 1e-10
     assert normal_error > 1000 * qr_error
 
