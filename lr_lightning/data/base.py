@@ -21,7 +21,7 @@ from lr_lightning.data.contract import ArrayData, ScalingStatistics
 from lr_lightning.data.description import DataDescription, DataNames
 from lr_lightning.data.loader import EpochSeededLoader
 from lr_lightning.data.ranks import Ranks
-from lr_lightning.data.reference import chunk_rows_for
+from lr_lightning.data.reference import TrainingReference, chunk_rows_for
 from lr_lightning.data.rows import BLOCK_ROWS
 from lr_lightning.data.scaling import fit_scaling
 from lr_lightning.data.stores import LoaderOptions, RowSplit, RowStore, SplitOptions, store_for
@@ -118,8 +118,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         self._split: RowSplit | None = None
         self._store: RowStore | None = None
         self._scaling: ScalingStatistics | None = None
-        self._reference: tuple[LeastSquaresState | None] | None = None  # (state,) once streamed
-        self._least_squares: dict[bool, LeastSquaresSolution] = {}
+        self._reference = TrainingReference()
         self._streaming_pass = False
 
     def __repr__(self) -> str:
@@ -221,7 +220,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
             assert self._store_type is not None
             self._store = self._store_type.build(data, self.split, dtype, self.task)
             self._scaling = None
-            self._reference, self._least_squares = None, {}
+            self._reference = TrainingReference()
             self._data = None  # the store holds what is needed; the source (float64 for scikit-learn) goes
         if stage == "fit" and self._scaling is None:
             self._scaling = self._fit_scaling(distributed=True)
@@ -264,12 +263,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         rank must call it, as the callbacks do in ``on_fit_start``); otherwise this process reads every training
         row, in memory or on disk. ``None`` for class labels and for data too wide for a reference.
         """
-        if self._reference is None:
-            from lr_lightning.data.reference import training_state
-
-            ranks = Ranks.of(self.trainer) if distributed else Ranks()
-            self._reference = (training_state(self.store, ranks),)
-        return self._reference[0]
+        return self._reference.state(self.store, Ranks.of(self.trainer) if distributed else Ranks())
 
     def least_squares(self, fit_intercept: bool) -> LeastSquaresSolution | None:
         """Float64 least squares on the training rows, solved once per store from :meth:`least_squares_state`.
@@ -278,14 +272,7 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         the minimum-norm solution on a rank-deficient design (with a warning naming the rank), in memory or on
         disk. ``None`` when there is no state (class labels, data too wide).
         """
-        if fit_intercept not in self._least_squares:
-            state = self.least_squares_state()
-            if state is None:
-                return None
-            from lr_lightning.streaming import solve
-
-            self._least_squares[fit_intercept] = solve(state, fit_intercept)
-        return self._least_squares[fit_intercept]
+        return self._reference.solution(self.store, fit_intercept)
 
     def chunks(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stream ``split`` (rank ``rank``'s covering shard of it): raw features (n, D) float64 and targets, chunked.

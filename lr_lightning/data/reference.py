@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from lr_lightning.closed_form import LeastSquaresSolution
 from lr_lightning.data.ranks import Ranks
 from lr_lightning.data.rows import CHUNK_ROWS
 from lr_lightning.data.stores.base import RowStore
-from lr_lightning.streaming import LeastSquaresState, merge_all
+from lr_lightning.streaming import LeastSquaresState, merge_all, solve
 
-__all__ = ["MAX_REFERENCE_WIDTH", "chunk_rows_for", "gather_state", "training_state"]
+__all__ = ["MAX_REFERENCE_WIDTH", "TrainingReference", "chunk_rows_for", "gather_state", "training_state"]
 
 #: The widest ``[X, Y]`` (D + K columns) whose state is computed: R is (D + K)² float64 (128 MB at 4096), and
 #: each chunk costs O(n (D + K)²). Wider data gets no reference (the optimality gap is skipped with a note).
@@ -76,3 +77,29 @@ def training_state(store: RowStore, ranks: Ranks | None = None) -> LeastSquaresS
     for features, targets in store.chunks("train", rows, ranks.rank, ranks.world_size):
         state.update(features, targets.reshape(len(targets), -1))
     return gather_state(state, ranks)
+
+
+class TrainingReference:
+    """A store's least-squares state of the training rows, streamed at most once, and its solutions.
+
+    The one reference every reader of a fit shares (the optimality gap, the dashboard, the end-of-fit table).
+    """
+
+    def __init__(self) -> None:
+        self._state: tuple[LeastSquaresState | None] | None = None  # (state,) once streamed
+        self._solutions: dict[bool, LeastSquaresSolution] = {}
+
+    def state(self, store: RowStore, ranks: Ranks) -> LeastSquaresState | None:
+        """Return the state of ``store``'s training rows (:func:`training_state` with ``ranks`` the first time)."""
+        if self._state is None:
+            self._state = (training_state(store, ranks),)
+        return self._state[0]
+
+    def solution(self, store: RowStore, fit_intercept: bool) -> LeastSquaresSolution | None:
+        """Least squares from the state (streamed by this process alone if not yet), solved once per intercept."""
+        if fit_intercept not in self._solutions:
+            state = self.state(store, Ranks())
+            if state is None:
+                return None
+            self._solutions[fit_intercept] = solve(state, fit_intercept)
+        return self._solutions[fit_intercept]
