@@ -110,8 +110,9 @@ class OptimalityGap(Callback):
 
     both over the *whole* training split, in the targets' units, for the weights as they are at the end of the
     epoch (the epoch's ``train_loss`` would be a poorer measure: it averages losses taken before each step, over
-    batches that saw different weights). Nothing is read per epoch: at the start of fit one streaming pass folds
-    the training rows into a float64 least-squares state (:meth:`~lr_lightning.data.contract.TrainingData.
+    batches that saw different weights). Nothing is read per epoch: once per fit, at the first epoch's end, one
+    streaming pass folds the training rows into a float64 least-squares state (or the exact solver's pass shares
+    its own) (:meth:`~lr_lightning.data.contract.TrainingData.
     least_squares_state`: a QR of ``[X, Y]``, each DDP rank reading its shard, in memory or on disk), which gives
     the optimum (:func:`reachable_least_squares`: with an intercept when the model has one) and, for any weights,
     the exact gap as a sum of squares (:func:`~lr_lightning.streaming.optimality_gap`), O((D + K)² K) per epoch.
@@ -132,6 +133,7 @@ class OptimalityGap(Callback):
         self.optimum: LeastSquaresSolution | None = None
         self.certificate: tuple[float, float | None] | None = None
         self._state: LeastSquaresState | None = None
+        self._applies = False  # a regression on lr_lightning's data whose reference is not taken yet
 
     @property
     def optimum_mse(self) -> float | None:
@@ -139,16 +141,28 @@ class OptimalityGap(Callback):
         return None if self.optimum is None else self.optimum.mse_
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Stream the training rows into the least-squares state (every rank its shard) and solve the optimum."""
+        """Forget the last fit's reference; say once if this fit has none (the model or the data is not ours)."""
         self.optimum, self._state, self.certificate = None, None, None
+        self._applies = False
         data = trainer_datamodule(trainer)
         if not isinstance(data, TrainingData) or not isinstance(pl_module, LinearModel):
             rank_zero_info("OptimalityGap: skipped, the model or the data is not one of lr_lightning's")
-            return
-        if pl_module.task != "regression":
+        elif pl_module.task != "regression":
             rank_zero_info(f"OptimalityGap: skipped, {type(pl_module).__name__} is not a least-squares regression")
-            return
-        state = data.least_squares_state(distributed=True)  # a collective under DDP: every rank is here
+        else:
+            self._applies = True
+
+    def _take_reference(self, trainer: pl.Trainer, pl_module: LinearModel) -> None:
+        """Take the data's least-squares state and the optimum the model can reach (once per fit).
+
+        At the first epoch's end, not at the start of fit: a pass solver (``solver: exact``) has then streamed the
+        rows and shared its state, so the rows are not read a second time. A collective under DDP: every rank
+        runs this hook.
+        """
+        self._applies = False
+        data = trainer_datamodule(trainer)
+        assert isinstance(data, TrainingData)
+        state = data.least_squares_state(distributed=True)
         solution = reachable_least_squares(data, pl_module.fit_intercept) if state is not None else None
         if state is None or solution is None:
             reason = "the data is too wide for a reference" if state is None else "no closed form for this scaling"
@@ -158,6 +172,9 @@ class OptimalityGap(Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Log ``optimality_gap`` (and ``relative_optimality_gap``) for the weights at the end of the epoch."""
+        if self._applies:
+            assert isinstance(pl_module, LinearModel)
+            self._take_reference(trainer, pl_module)
         if self.optimum is None or self._state is None:
             return
         assert isinstance(pl_module, LinearModel)

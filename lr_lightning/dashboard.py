@@ -15,8 +15,8 @@ epoch), ``figures/ridge_path``, the cross-validation score against ``l2_strength
 a text panel ``ridge_path`` with every candidate's score; and, at the end of ``fit``, the
 HParams entry with the final ``val_loss`` and ``val_r2`` or ``val_acc`` (the TensorBoardLogger's placeholder
 ``hp_metric = -1`` is switched off in the CLI's logger defaults). It does nothing without a TensorBoardLogger,
-and draws only on global rank 0 (its one collective, the data's least-squares pass at the start of fit, runs on
-every rank). It reads the data
+and draws only on global rank 0 (its one collective, the data's least-squares pass after the first training
+epoch, runs on every rank). It reads the data
 through the data contract (:class:`~lr_lightning.data.contract.TrainingData`; figures need the validation rows in
 memory) and takes least squares from the data's one solve per fit, the reference
 :class:`~lr_lightning.callbacks.OptimalityGap` reads too (:func:`~lr_lightning.callbacks.reachable_least_squares`:
@@ -133,6 +133,7 @@ class TensorBoardDashboard(Callback):
         self.val_loss_history: list[tuple[int, float]] = []
         self._validation_epochs = 0
         self._reference: LeastSquaresSolution | None = None
+        self._reference_pending = False  # a fit whose reference is not taken yet
         # the default schedule: when the fit started, seconds spent drawing, the last drawing's time and epoch
         self._fit_started, self._drawing_seconds, self._last_drawing_seconds = time.perf_counter(), 0.0, FIRST_DRAWING_S
         self._last_drawn_epoch: int | None = None
@@ -146,16 +147,29 @@ class TensorBoardDashboard(Callback):
         self._validation_epochs, self._figures = 0, {}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Take least squares of the training rows from the data (regression only), for the comparisons."""
-        self._reference = None
+        """Start the drawing schedule; least squares comes after the first training pass (:meth:`_take_reference`)."""
+        self._reference, self._reference_pending = None, True
         self._fit_started, self._drawing_seconds, self._last_drawn_epoch = time.perf_counter(), 0.0, None
+
+    def _take_reference(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Take least squares of the training rows from the data (regression only), for the comparisons.
+
+        Once per fit, at the first validation's or training epoch's end: after the exact solver's pass, which the
+        data keeps, so the rows are not read again. Every rank runs this (the data's pass is a collective).
+        """
+        self._reference_pending = False
         data = trainer_datamodule(trainer)
         if _tensorboard(trainer) is None or not isinstance(data, TrainingData):
             return
         if isinstance(pl_module, LinearModel) and pl_module.task == "regression":
-            data.least_squares_state(distributed=True)  # streamed once, every rank its shard (a collective)
+            data.least_squares_state(distributed=True)  # streamed at most once, every rank its shard
             if trainer.is_global_zero:
                 self._reference = reachable_least_squares(data, pl_module.fit_intercept)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Take the least-squares reference if no validation has (a fit without validation rows)."""
+        if self._reference_pending and trainer.state.fn == "fit":
+            self._take_reference(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Record the previous epoch's training loss (logged by the model at that epoch's end)."""
@@ -167,7 +181,11 @@ class TensorBoardDashboard(Callback):
         Validation epochs are counted, not training epochs, so that ``check_val_every_n_epoch`` > 1 still draws.
         With ``every_n_epochs=None``, a fit draws when :meth:`_within_budget`; ``validate`` at its one epoch.
         """
-        if trainer.sanity_checking or self.every_n_epochs == 0:
+        if trainer.sanity_checking:
+            return
+        if self._reference_pending and trainer.state.fn == "fit":
+            self._take_reference(trainer, pl_module)
+        if self.every_n_epochs == 0:
             return
         self._validation_epochs += 1
         if self.every_n_epochs is not None or trainer.state.fn != "fit":

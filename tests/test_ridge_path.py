@@ -8,6 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.preprocessing import StandardScaler
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -18,7 +19,7 @@ from lr_lightning.data import ArraysDataModule
 from lr_lightning.data.sourdough import SOURDOUGH_FEATURES, SOURDOUGH_TARGETS
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression, MultiOutputRegression
-from tests.helpers import CONFIGS, fit
+from tests.helpers import CONFIGS, fit, run_cli
 
 #: Candidates around the data's best strength (the sklearn alphas are N times these).
 PATH = [1e-4, 1e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
@@ -185,3 +186,25 @@ def test_leave_one_out_after_a_cut_pass_is_refused() -> None:
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, **options)
     with pytest.raises(InputError, match=r"needs the epoch's whole pass over the training rows: .* \(use 'gcv'\)"):
         trainer.fit(model, datamodule=ArraysDataModule(x, y))
+
+
+@pytest.mark.slow
+def test_ddp_ranks_merge_the_leave_one_out_pass_and_choose_alike(tmp_path: Path) -> None:
+    """Two CPU processes of 5 loaves each: the merged leverages' sums give RidgeCV's curve and choice on all 10."""
+    path = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+    options = ["--model.init_args.solver", "exact", "--model.init_args.l2_path", str(path), "--trainer.max_epochs", "2"]
+    options += ["--data.init_args.batch_size", "2", "--trainer.precision", "64-true"]
+    run_cli(["fit", "--config", str(CONFIGS / "ddp.yaml"), *options], cwd=tmp_path)
+    run_dir = tmp_path / "runs" / "sourdough_ddp" / "version_0"
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    n = len(SOURDOUGH_FEATURES)
+    design, targets = StandardScaler().fit_transform(np.asarray(SOURDOUGH_FEATURES)), np.asarray(SOURDOUGH_TARGETS)
+    reference = RidgeCV(alphas=n * np.array(path), store_cv_results=True).fit(design, targets)
+    curve = events.Scalars("ridge_path/cv_mse")  # logged once: the second epoch's curve is the same
+    assert [point.step for point in curve] == list(range(len(path)))
+    np.testing.assert_allclose([p.value for p in curve], reference.cv_results_.mean(axis=(0, 1)), rtol=1e-6)
+    checkpoint = torch.load(run_dir / "checkpoints" / "latest.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["l2_strength"] == reference.alpha_ / n
+    weight = checkpoint["state_dict"]["linear.weight"].numpy()  # float64, as trained
+    np.testing.assert_allclose(weight, Ridge(alpha=reference.alpha_).fit(design, targets).coef_, rtol=1e-10)

@@ -265,6 +265,16 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         """
         return self._reference.state(self.store, Ranks.of(self.trainer) if distributed else Ranks())
 
+    def share_least_squares_state(self, state: LeastSquaresState) -> None:
+        """Keep the state of the training rows that a pass solver just streamed (raw rows, every rank's merged).
+
+        :meth:`least_squares_state` then returns it instead of reading the rows again (the exact solver's pass
+        serves the certificate too). Ignored when a state is held already, or when the pass was cut short (a
+        ``max_steps`` or ``limit_train_batches`` stop): it must hold every training row.
+        """
+        if state.n_rows == self.split.size("train"):
+            self._reference.share(state)
+
     def least_squares(self, fit_intercept: bool) -> LeastSquaresSolution | None:
         """Float64 least squares on the training rows, solved once per store from :meth:`least_squares_state`.
 

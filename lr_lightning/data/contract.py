@@ -130,6 +130,10 @@ class TrainingData(Protocol):
         """Return the float64 least-squares state of the training rows, streamed once (a collective if distributed)."""
         ...
 
+    def share_least_squares_state(self, state: LeastSquaresState) -> None:
+        """Keep the state of the raw training rows a pass solver streamed, so the rows are not read again."""
+        ...
+
     def least_squares(self, fit_intercept: bool) -> LeastSquaresSolution | None:
         """Return the float64 least-squares fit of the training rows (solved once), ``None`` for class labels."""
         ...

@@ -95,6 +95,11 @@ class TrainingReference:
             self._state = (training_state(store, ranks),)
         return self._state[0]
 
+    def share(self, state: LeastSquaresState) -> None:
+        """Take the state of the training rows that a pass solver streamed, unless one is held already."""
+        if self._state is None:
+            self._state = (state,)
+
     def solution(self, store: RowStore, fit_intercept: bool) -> LeastSquaresSolution | None:
         """Least squares from the state (streamed by this process alone if not yet), solved once per intercept."""
         if fit_intercept not in self._solutions:

@@ -9,13 +9,15 @@ and merged in rank order, solved by :func:`~lr_lightning.streaming.solve` and wr
 layer, so that the model's predictions in raw units are the solution's.
 
 **What is solved.** The model is :math:`\hat{y} = s \odot (W (x - \mu) / \sigma + b) + t` with the scaling
-buffers (:math:`\mu, \sigma` of the features, :math:`t, s` of the targets). Batches enter the state shifted by
-the buffers, :math:`(x - \mu, y - t)`, and the solve is the model's own problem: with a bias, least squares (or
-ridge) with an intercept (the shift changes nothing); without one, the fit through :math:`(\mu, t)`, which is
-all the layer can reach (plain least squares without an intercept when nothing is centred). ``l2_strength``
-means what it means for the gradient solver (:mod:`lr_lightning.penalties`): the penalty falls on the weights
-of the standardized features, ``feature_scale=`` :math:`\sigma`; target scaling does not change the minimizer.
-L1 has no closed form and is refused.
+buffers (:math:`\mu, \sigma` of the features, :math:`t, s` of the targets). The chunks enter the state as they
+are (the merged state of the raw rows goes to the data too, whose least-squares reference, the certificate's,
+is then not streamed again); the solve sees it shifted by the buffers, :math:`(x - \mu, y - t)`, and solves the
+model's own problem: with a bias, least squares (or ridge) with an intercept (the shift changes nothing);
+without one, the fit through :math:`(\mu, t)`, which is all the layer can reach (plain least squares without
+an intercept when nothing is centred). ``l2_strength`` means what it means for the gradient solver
+(:mod:`lr_lightning.penalties`): the penalty falls on the weights of the standardized features,
+``feature_scale=`` :math:`\sigma`; target scaling does not change the minimizer. L1 has no closed form and is
+refused.
 
 **A ridge path.** With ``l2_path`` every candidate strength is solved from the same state (one SVD), one is chosen
 by exact leave-one-out (a second pass over the training rows) or generalized cross-validation, and becomes the
@@ -54,16 +56,22 @@ class ExactFit:
     """One epoch's pass of the exact solver for ``model`` (a :class:`~lr_lightning.models.solvers.EpochPass`)."""
 
     def __init__(self, model: LinearRegression) -> None:
-        self.feature_shift = model.feature_mean.detach().double().cpu().numpy()  # (D,)
-        self.target_shift = model.target_mean.detach().double().cpu().numpy()  # (K,)
-        self.state = LeastSquaresState(model.linear.in_features, model.linear.out_features)
+        self.shift = np.concatenate(
+            [t.detach().double().cpu().numpy() for t in (model.feature_mean, model.target_mean)]
+        )
+        self.state = LeastSquaresState(model.linear.in_features, model.linear.out_features)  # of the raw rows
         self.done = False
 
     def update(self, features: Tensor, targets: Tensor) -> None:
-        """Fold a batch of raw features (B, D) and targets (B, K) or (B,), any float dtype, in float64."""
+        """Fold a chunk of raw features (n, D) and targets (n, K) or (n,), any float dtype, in float64."""
         x = features.detach().to("cpu", torch.float64).numpy()
         y = targets.detach().to("cpu", torch.float64).numpy().reshape(x.shape[0], -1)
-        self.state.update(x - self.feature_shift, y - self.target_shift)
+        self.state.update(x, y)
+
+    def _shifted(self, state: LeastSquaresState) -> LeastSquaresState:
+        """Return the state of the rows shifted by the buffers, (x - mu, y - t): the same R, the means moved."""
+        arrays = state.to_arrays()
+        return LeastSquaresState.from_arrays({**arrays, "mean": arrays["mean"] - self.shift})
 
     @torch.no_grad()
     def finish(self, model: LinearRegression) -> float | None:
@@ -75,9 +83,13 @@ class ExactFit:
         """
         self.done = True
         ranks = Ranks.of(model._trainer)
-        state = gather_state(self.state, ranks)
-        if state.n_rows == 0:
+        raw = gather_state(self.state, ranks)
+        if raw.n_rows == 0:
             return None
+        data = model.training_data()
+        if data is not None:  # the certificate's reference: the same rows, not read again
+            data.share_least_squares_state(raw)
+        state = self._shifted(raw)
         scale = model.feature_scale.detach().double().cpu().numpy()  # (D,)
         with warnings.catch_warnings():
             if ranks.rank != 0:  # every rank solves (identical weights everywhere); one says so

@@ -137,7 +137,10 @@ def _leave_one_out(
             "use l2_selection 'gcv'"
         )
     assert model.l2_path is not None
-    accumulator = LeaveOneOut(state, model.l2_path, model.fit_intercept, feature_scale)
+    try:
+        accumulator = LeaveOneOut(state, model.l2_path, model.fit_intercept, feature_scale)
+    except ValueError as error:  # fewer than 2 training rows
+        raise InputError(f"l2_selection 'loo': {error}") from None
     strengths, zeros = accumulator.l2_strengths, np.zeros_like(accumulator.squared_error_sum)  # (A,), (A, K)
     total = accumulator.merge_arrays({"n_rows": 0, "l2_strengths": strengths, "squared_error_sum": zeros})
     feature_shift = model.feature_mean.detach().double().cpu().numpy()  # (D,), as the first pass
