@@ -18,6 +18,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
+#: NIST StRD "Norris" (public domain, 36 rows): x, y; certified b0 (intercept), b1 and residual sum of squares.
+NORRIS_CSV = REPO / "tests" / "data" / "nist_norris.csv"
+NORRIS_B0, NORRIS_B1, NORRIS_RSS = -0.262323073774029, 1.00211681802045, 26.6173985294224
+
 #: NIST StRD "Longley" (public domain, 16 rows): totemp, then GNPDEFL, GNP, UNEMP, ARMED, POP, YEAR.
 LONGLEY_CSV = REPO / "tests" / "data" / "nist_longley.csv"
 #: NIST's certified values for Longley: b0 (intercept), b1..b6 of the six features, the residual standard deviation.

@@ -22,7 +22,18 @@ from lr_lightning.data.sourdough import SOURDOUGH_FEATURES, SOURDOUGH_TARGETS
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression, MultiOutputRegression
 from lr_lightning.penalties import sklearn_ridge_alpha
-from tests.helpers import CONFIGS, LONGLEY_COEF, LONGLEY_INTERCEPT, fit, longley, run_cli
+from tests.helpers import (
+    CONFIGS,
+    LONGLEY_COEF,
+    LONGLEY_INTERCEPT,
+    NORRIS_B0,
+    NORRIS_B1,
+    NORRIS_CSV,
+    NORRIS_RSS,
+    fit,
+    longley,
+    run_cli,
+)
 
 #: Relative tolerance of float32 weights (and float32 buffers and data) against the float64 solution.
 FLOAT32_RTOL = 1e-5
@@ -178,6 +189,15 @@ def test_a_memmapped_npy_stays_on_disk_and_solves_like_in_memory(tmp_path: Path)
     optimum_mse = float(np.mean((y - x @ coef.T - intercept) ** 2))
     assert abs(gap_callback.certificate[0]) < 1e-10 * optimum_mse
     assert abs(float(trainer.callback_metrics["optimality_gap"])) < 1e-10 * optimum_mse
+
+
+def test_nist_norris_certified_values_in_one_epoch() -> None:
+    table = np.loadtxt(NORRIS_CSV, delimiter=",", skiprows=1)
+    x, y = table[:, :1], table[:, 1]
+    model, trainer = _exact_fit(x, y[:, None])
+    np.testing.assert_allclose(model.intercept_[0], NORRIS_B0, rtol=1e-12)
+    np.testing.assert_allclose(model.coef_[0, 0], NORRIS_B1, rtol=1e-12)
+    np.testing.assert_allclose(float(trainer.callback_metrics["train_loss"]) * len(y), NORRIS_RSS, rtol=1e-6)
 
 
 def test_nist_longley_to_ten_significant_digits() -> None:

@@ -22,15 +22,11 @@ from lr_lightning.penalties import (
     sklearn_logistic_c,
     sklearn_ridge_alpha,
 )
-from tests.helpers import CONFIGS, REPO, fit, lbfgs, run_cli
-
-NORRIS = REPO / "tests" / "data" / "nist_norris.csv"
-#: Certified values of NIST StRD "Norris" (y = b0 + b1 x), from NIST's page for the dataset.
-NORRIS_B0, NORRIS_B1 = -0.262323073774029, 1.00211681802045
+from tests.helpers import CONFIGS, NORRIS_B0, NORRIS_B1, NORRIS_CSV, fit, lbfgs, run_cli
 
 
 def test_nist_norris_certified_values() -> None:
-    table = np.loadtxt(NORRIS, delimiter=",", skiprows=1)
+    table = np.loadtxt(NORRIS_CSV, delimiter=",", skiprows=1)
     x, y = table[:, :1], table[:, 1]
     data = ArraysDataModule(x, y, batch_size=len(x), shuffle=False)
     model = LinearRegression(in_features=1, optimizer=lbfgs)
