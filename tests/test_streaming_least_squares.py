@@ -410,7 +410,7 @@ def test_chunks_longer_than_a_sub_block_and_float32_chunks_give_the_same_state(
     features, targets = _design(rng, 300, 5, 2)
     features32, targets32 = features.astype(np.float32), targets.astype(np.float32)
     whole = LeastSquaresState.from_chunks([(features32[:130], targets32[:130]), (features32[130:], targets32[130:])])
-    monkeypatch.setattr("lr_lightning.streaming.state.SUB_BLOCK_ROWS", 7)  # many sub-blocks per chunk, a ragged last
+    monkeypatch.setattr("lr_lightning.streaming.r_factor.SUB_BLOCK_ROWS", 7)  # many sub-blocks per chunk, a ragged last
     blocked = LeastSquaresState.from_chunks([(features32[:130], targets32[:130]), (features32[130:], targets32[130:])])
     converted = LeastSquaresState.from_chunk(features32.astype(np.float64), targets32.astype(np.float64))
     scale = np.abs(whole.r_factor).max()

@@ -24,8 +24,9 @@ from lr_lightning.streaming.cross_validation import (
     leave_one_out,
 )
 from lr_lightning.streaming.gap import mean_squared_error, optimality_gap, optimality_gap_per_target
+from lr_lightning.streaming.r_factor import SUB_BLOCK_ROWS
 from lr_lightning.streaming.solve import StreamingSolution, ridge_path, solve
-from lr_lightning.streaming.state import SUB_BLOCK_ROWS, LeastSquaresState, merge_all
+from lr_lightning.streaming.state import LeastSquaresState, merge_all
 
 __all__ = [
     "SUB_BLOCK_ROWS",

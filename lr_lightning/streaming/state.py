@@ -45,8 +45,9 @@ Why this method:
 at a time), so the answer is the exact least-squares answer *for the stored numbers*. Data stored in float32
 have already been rounded to about 7 significant digits, which moves the solution by up to about
 :math:`\kappa \cdot 6 \cdot 10^{-8}` relative: harmless for a well-conditioned standardized design, fatal for
-Longley's raw columns. Certified accuracy needs the data stored in float64. (The QR kernel is ``torch.linalg.qr``
-on float64 CPU tensors sharing NumPy buffers; the state's interface is NumPy arrays.)
+Longley's raw columns. Certified accuracy needs the data stored in float64. (The QR kernel,
+:mod:`~lr_lightning.streaming.r_factor`, is ``torch.linalg.qr`` on float64 CPU tensors sharing NumPy buffers, run
+single-threaded; the state's interface is NumPy arrays.)
 """
 
 from __future__ import annotations
@@ -56,16 +57,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
-__all__ = ["SUB_BLOCK_ROWS", "LeastSquaresState", "merge_all"]
+from lr_lightning.streaming.r_factor import stacked_r_factor
 
-#: Rows of data per QR when a chunk is folded into R (each QR factors these rows stacked under the current R).
-#: Householder QR sweeps every row for each panel of columns: on a 65536-row chunk the panel falls out of cache
-#: and the kernel is memory-bound (1e6 x 101 float64 on 2 cores: numpy 65536-row QRs 3.3 to 4.6 s; torch/MKL
-#: 65536-row 1.4 s, 4096 to 16384-row 0.85 to 0.9 s, against 0.7 s for accumulating X^T X). 8192 rows keep the
-#: panel in cache while the P rows of R re-factored with each block cost only P / 8192 more (1% at P = 101).
-SUB_BLOCK_ROWS = 8192
+__all__ = ["LeastSquaresState", "merge_all"]
 
 
 def _as_2d(array: npt.ArrayLike, name: str) -> np.ndarray:
@@ -86,48 +81,6 @@ def _as_matrix(array: npt.ArrayLike, name: str) -> np.ndarray:
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be 1-D or 2-D, got shape {matrix.shape}")
     return matrix
-
-
-def _stacked_r_factor(
-    top: np.ndarray, extra_row: np.ndarray, groups: Sequence[np.ndarray] = (), shift: np.ndarray | None = None
-) -> np.ndarray:
-    r"""Return the R factor (P, P), non-negative diagonal, of :math:`[T; e^\top; G - 1 c^\top]`.
-
-    The R-factor kernel. :math:`T` is ``top`` (P, P), :math:`e` ``extra_row`` (P,), :math:`G` the column groups
-    ``groups`` side by side (n rows each, widths summing to P, any float dtype: e.g. X (n, D) and Y (n, K)) and
-    :math:`c` ``shift`` (P,), zero when None. G's rows are converted to float64 and shifted into a buffer
-    :data:`SUB_BLOCK_ROWS` at a time, each block factored under the R so far (e with the first), so a float32
-    chunk is never copied whole; QR of blocks one after another is QR of the whole stack, up to rounding. Signs
-    fixed, R is unique for a full-rank block, so merge trees that differ only in order agree to rounding.
-    """
-    width = top.shape[0]
-    n_rows = groups[0].shape[0] if groups else 0
-    block_rows = max(1, min(SUB_BLOCK_ROWS, n_rows))
-    # Column-major, the layout LAPACK factors in; rows 0..P-1 hold R, row P the extra row, then the data.
-    buffer = np.zeros((width + 1 + block_rows, width), order="F")
-    stacked = torch.from_numpy(buffer)  # shares the buffer's memory
-    buffer[width] = extra_row
-    r_factor = top
-    start = 0
-    while True:
-        stop = min(start + block_rows, n_rows)
-        buffer[:width] = r_factor
-        left = 0
-        for group in groups:
-            right = left + group.shape[1]
-            rows = buffer[width + 1 : width + 1 + stop - start, left:right]
-            if shift is None:
-                rows[...] = group[start:stop]
-            else:
-                np.subtract(group[start:stop], shift[left:right], out=rows)
-            left = right
-        r_factor = torch.linalg.qr(stacked[: width + 1 + stop - start], mode="r").R.numpy()  # (P, P)
-        buffer[width] = 0.0  # the extra row is in R now
-        start = stop
-        if start >= n_rows:
-            break
-    signs = np.where(np.diag(r_factor) < 0, -1.0, 1.0)
-    return np.asarray(r_factor * signs[:, None], dtype=np.float64)
 
 
 class LeastSquaresState:
@@ -231,7 +184,7 @@ class LeastSquaresState:
         """Merge in place a block of ``n_other`` rows and mean (P,), given as rows (m, P) whose scatter is its own."""
         n_total = self.n_rows + n_other
         correction = math.sqrt(self.n_rows * n_other / n_total) * (self.mean - other_mean)  # (P,)
-        self.r_factor = _stacked_r_factor(self.r_factor, correction, groups, shift)
+        self.r_factor = stacked_r_factor(self.r_factor, correction, groups, shift)
         self.mean = self.mean + (n_other / n_total) * (other_mean - self.mean)
         self.n_rows = n_total
 
@@ -264,7 +217,7 @@ class LeastSquaresState:
         The raw scatter is the centred one plus :math:`n m m^\top` (the pairwise update with an empty block of
         mean 0), so fits without an intercept come from the same state. One QR of P + 1 rows.
         """
-        return _stacked_r_factor(self.r_factor, math.sqrt(self.n_rows) * self.mean)
+        return stacked_r_factor(self.r_factor, math.sqrt(self.n_rows) * self.mean)
 
     def feature_std(self) -> np.ndarray:
         r"""Return the population standard deviation of each feature, (D,): :math:`\lVert R_{:, j} \rVert / \sqrt{n}`.
