@@ -60,10 +60,11 @@ from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError, one_line
-from lr_lightning.fit_summary import ValidationHistory, coefficient_summary, format_fit_summary
+from lr_lightning.fit_summary import ValidationHistory, coefficient_summary, format_fit_summary, inference_lines
 from lr_lightning.models.base import LinearModelBase
 from lr_lightning.prediction_writer import CSVPredictionWriter
 from lr_lightning.run_metrics import RunMetrics
+from lr_lightning.summary import InferenceSummary
 
 __all__ = ["LRLightningCLI", "cli", "main"]
 
@@ -123,6 +124,9 @@ class LRLightningCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRateLogger, "lr_monitor")
         parser.add_lightning_class_args(ValidationHistory, "validation_history")  # for the summary after fit
         parser.add_lightning_class_args(RunMetrics, "run_metrics")  # metrics.json after validate and test
+        # The inference table at the end of fit (summary.cov_type: HC3, summary.alpha: 0.1); the models add a
+        # default one when no trainer callback is there.
+        parser.add_lightning_class_args(InferenceSummary, "summary")
 
         parser.add_optimizer_args((Optimizer,))
         parser.set_defaults(
@@ -229,7 +233,7 @@ class LRLightningCLI(LightningCLI):
         return trainer
 
     def after_fit(self) -> None:
-        """Say how good the model is (best and last epoch, coefficients) and where the run went."""
+        """Say how good the model is (best and last epoch, coefficients, inference) and where the run went."""
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
         if self.trainer.global_rank != 0:
             return
@@ -241,6 +245,8 @@ class LRLightningCLI(LightningCLI):
         callbacks = self.trainer.callbacks  # type: ignore[attr-defined]
         certificates = [callback.summary_line() for callback in callbacks if isinstance(callback, FitCertificate)]
         for line in format_fit_summary(records, final, table, [line for line in certificates if line]):
+            print(line)
+        for line in inference_lines(callbacks):  # the statistical inference, after the metrics and certificates
             print(line)
         best = self.best_checkpoint_path
         latest = self.latest_checkpoint_path

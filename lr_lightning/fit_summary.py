@@ -16,8 +16,9 @@ from lr_lightning.callbacks import reachable_least_squares
 from lr_lightning.dashboard import coefficient_table
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.models.base import LinearModelBase
+from lr_lightning.summary import InferenceSummary
 
-__all__ = ["ValidationHistory", "coefficient_summary", "format_fit_summary"]
+__all__ = ["ValidationHistory", "coefficient_summary", "format_fit_summary", "inference_lines"]
 
 #: Metrics shown for an epoch, in this order, when the run logged them.
 SHOWN = (
@@ -96,3 +97,11 @@ def format_fit_summary(
     if coefficients:
         lines += ["Coefficients in original units:", coefficients]
     return lines
+
+
+def inference_lines(callbacks: list[Any]) -> list[str]:
+    """Return the inference table's lines (:class:`~lr_lightning.summary.InferenceSummary`) after a blank line."""
+    for callback in callbacks:
+        if isinstance(callback, InferenceSummary) and callback.table is not None:
+            return ["", *callback.summary_lines()]
+    return []

@@ -193,3 +193,19 @@ def test_a_penalized_logistic_fit_is_refused() -> None:
 def test_no_table_before_a_fit() -> None:
     with pytest.raises(NoInferenceError, match="fit it first"):
         LinearRegression(in_features=3).summary()
+
+
+def test_aliased_terms_are_named_and_get_no_standard_error() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 2))
+    features = np.hstack([features, 2 * features[:, :1]])  # a2 = 2 a
+    targets = features[:, 0] + 0.5 * features[:, 1] + rng.normal(size=40)
+    model = LinearRegression(in_features=3, solver="exact", feature_names=["a", "b", "a2"])
+    fit(model, ArraysDataModule(features, targets), epochs=1)
+    reference = sm.OLS(targets, sm.add_constant(features[:, :2])).fit()  # the fit without the aliased column
+    assert model.inference_.valid and model.inference_.aliased == ["a2"]
+    np.testing.assert_allclose(model.bse_[0, :3], reference.bse, rtol=RTOL)
+    assert np.isnan(model.bse_[0, 3]) and model.params_[0, 3] == 0
+    assert "Aliased: a2 is a linear combination of earlier terms: no standard error" in model.summary()
+    (a2,) = [t for t in model.inference_.to_json()["equations"][0]["terms"] if t["term"] == "a2"]
+    assert a2["aliased"] and a2["std_err"] is None and a2["p_value"] is None

@@ -40,6 +40,7 @@ from lr_lightning.models.optimizer_step import (
     uses_l1_proximal_step,
 )
 from lr_lightning.models.solvers import GRADIENT, EpochPass, count_step
+from lr_lightning.models.statistics import InferenceStatistics
 from lr_lightning.penalties import validate_strength, weight_penalty
 
 __all__ = ["STAGES", "LinearModelBase", "TrainingDivergedError"]
@@ -49,7 +50,7 @@ STAGES = ("train", "val", "test")
 _Model = TypeVar("_Model", bound="LinearModelBase")
 
 
-class LinearModelBase(CheckpointRecord, ArrayPredictions, AffineModel, ABC):
+class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, AffineModel, ABC):
     r"""Shared base of the linear models.
 
     Args:

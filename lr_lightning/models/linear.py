@@ -19,6 +19,7 @@ from lr_lightning.models.exact_fit import ExactFit
 from lr_lightning.models.ridge_selection import check_ridge_path
 from lr_lightning.models.solvers import check_solver
 from lr_lightning.streaming import RidgeSelection
+from lr_lightning.summary import inference_summary
 
 __all__ = ["LinearRegression"]
 
@@ -109,7 +110,7 @@ class LinearRegression(LinearModelBase):
 
     def configure_callbacks(self) -> list[Callback]:
         """Log ``optimality_gap`` (training MSE minus least squares') every epoch, with or without the CLI."""
-        return [OptimalityGap()] if self.hparams["optimality_gap"] else []
+        return ([OptimalityGap()] if self.hparams["optimality_gap"] else []) + inference_summary(self)
 
     def start_pass(self) -> ExactFit:
         """Return the exact solver's epoch: a float64 streaming QR of the training rows, solved after the last chunk."""

@@ -17,6 +17,7 @@ from lr_lightning.models.base import LinearModelBase
 from lr_lightning.models.newton_fit import LogLossCertificate, NewtonEpoch
 from lr_lightning.models.solvers import check_solver
 from lr_lightning.streaming.newton_logistic import Layout
+from lr_lightning.summary import inference_summary
 
 __all__ = ["LOSSES", "LogisticRegression"]
 
@@ -95,9 +96,8 @@ class LogisticRegression(LinearModelBase):
 
     def configure_callbacks(self) -> list[Callback]:
         """Return the log-loss certificate (a Newton decrement at the end of fit), unless off or not a log-loss."""
-        if self.hparams["certificate"] and self.hparams["loss"] == "cross_entropy":
-            return [LogLossCertificate()]
-        return []
+        certificate = self.hparams["certificate"] and self.hparams["loss"] == "cross_entropy"
+        return ([LogLossCertificate()] if certificate else []) + inference_summary(self)
 
     def start_pass(self) -> NewtonEpoch:
         """Return the Newton solver's epoch: gradient and Hessian sums over the training rows, then one step."""

@@ -29,13 +29,14 @@ Hessian) the solver is refused and the certificate skipped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 
 from lr_lightning.data.base import trainer_datamodule
@@ -55,7 +56,7 @@ from lr_lightning.streaming.newton_logistic import (
 if TYPE_CHECKING:
     from lr_lightning.models.logistic import LogisticRegression
 
-__all__ = ["CONVERGED", "LogLossCertificate", "NewtonEpoch", "summed"]
+__all__ = ["CONVERGED", "FinalSums", "LogLossCertificate", "NewtonEpoch", "final_sums", "summed"]
 
 #: The relative gap estimate below which the full Newton step is taken without a line search.
 CONVERGED = 1e-15
@@ -144,10 +145,51 @@ class NewtonEpoch:
             search.add(features, labels, self.theta, step.direction, self.parameters.mean, self.parameters.scale)
         search = LineSearchSums.from_vector(layout, tuple(search.steps), summed(search.to_vector(), ranks))
         size = choose_step(search, step, self.theta, l2)
-        if size > 0:
-            check_separable(search.nonpositive[list(search.steps).index(size)], search.count, l2)
-            self.parameters.write(model, self.theta + size * step.direction)
+        if size == 0:  # rounding swamps the decrease: the weights stay, and the logged gap says how close they are
+            rank_zero_warn(
+                f"Newton's line search found no step that lowers the objective (gap estimate {step.decrement / 2:.3g} "
+                "at these weights): the weights are kept; the data may be nearly separable or badly scaled"
+            )
+            return step
+        check_separable(search.nonpositive[list(search.steps).index(size)], search.count, l2)
+        self.parameters.write(model, self.theta + size * step.direction)
         return step
+
+
+@dataclass(frozen=True)
+class FinalSums:
+    """One pass at the final weights, merged over ranks: the log-loss sums, theta (P,) and class counts (C,)."""
+
+    sums: NewtonSums
+    theta: np.ndarray
+    class_counts: np.ndarray
+
+
+def final_sums(trainer: pl.Trainer, pl_module: pl.LightningModule) -> FinalSums | None:
+    """Stream the training rows once at ``pl_module``'s weights (a collective under DDP: every rank calls it).
+
+    ``None`` for a model that is not a :class:`LogisticRegression`, data without the data contract, or a layout
+    too large for a Hessian (said once).
+    """
+    from lr_lightning.models.logistic import LogisticRegression
+
+    if not isinstance(pl_module, LogisticRegression) or not isinstance(trainer_datamodule(trainer), TrainingData):
+        return None
+    try:
+        parameters = _Parameters(pl_module)
+    except InputError as error:  # too many parameters for a Hessian
+        rank_zero_info(f"LogLossCertificate: skipped, {error}")
+        return None
+    theta = parameters.read(pl_module)
+    sums = NewtonSums(parameters.layout)
+    counts = np.zeros(pl_module.num_classes)
+    ranks = Ranks.of(trainer)
+    for features, labels in _training_data(pl_module).chunks("train", ranks.rank, ranks.world_size):
+        sums.add(features, labels, theta, parameters.mean, parameters.scale)
+        counts += np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=pl_module.num_classes)
+    merged = summed(np.concatenate([sums.to_vector(), counts]), ranks)
+    size = merged.shape[0] - pl_module.num_classes
+    return FinalSums(NewtonSums.from_vector(parameters.layout, merged[:size]), theta, merged[size:])
 
 
 class LogLossCertificate(Callback):
@@ -166,26 +208,31 @@ class LogLossCertificate(Callback):
 
     def __init__(self) -> None:
         self.certificate: tuple[float, float] | None = None
+        #: The pass's merged sums at the final weights, theta (P,) and class counts (C,): the inference summary
+        #: (:mod:`lr_lightning.summary`) reads them instead of streaming the rows again.
+        self.final: FinalSums | None = None
+        self._taken = False
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Forget the last fit's pass."""
+        self.certificate, self.final, self._taken = None, None, False
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Sum the gradient and Hessian at the final weights (a collective under DDP) and log the gap estimate."""
+        self.take(trainer, pl_module)
+
+    def take(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Take the certificate's pass once per fit (whoever asks first at the end of fit: every rank must ask)."""
+        if self._taken:
+            return
+        self._taken = True
+        self.certificate, self.final = None, final_sums(trainer, pl_module)
+        if self.final is None:
+            return
         from lr_lightning.models.logistic import LogisticRegression
 
-        self.certificate = None
-        if not isinstance(pl_module, LogisticRegression) or not isinstance(trainer_datamodule(trainer), TrainingData):
-            return
-        try:
-            parameters = _Parameters(pl_module)
-        except InputError as error:  # too many parameters for a Hessian
-            rank_zero_info(f"LogLossCertificate: skipped, {error}")
-            return
-        theta = parameters.read(pl_module)
-        sums = NewtonSums(parameters.layout)
-        ranks = Ranks.of(trainer)
-        for features, labels in _training_data(pl_module).chunks("train", ranks.rank, ranks.world_size):
-            sums.add(features, labels, theta, parameters.mean, parameters.scale)
-        merged = NewtonSums.from_vector(parameters.layout, summed(sums.to_vector(), ranks))
-        step = newton_step(merged, theta, pl_module.l2_strength)
+        assert isinstance(pl_module, LogisticRegression)  # final_sums returns None for any other model
+        step = newton_step(self.final.sums, self.final.theta, pl_module.l2_strength)
         self.certificate = (step.decrement / 2, step.objective)
         if trainer.logger is not None and trainer.is_global_zero:
             trainer.logger.log_metrics({"log_loss_certificate": step.decrement / 2}, step=trainer.global_step)
