@@ -14,6 +14,9 @@ What this CLI adds to Lightning's:
 * two checkpoints: the best epoch by ``val_loss`` (``best_checkpoint``) and the latest epoch for resuming
   (``latest_checkpoint``);
 * seeded by default (``seed_everything: 0``), the resolved config saved in the run folder;
+* the end of ``fit`` prints the best and last epoch, the fit's certificate (how far from its optimum it ended),
+  the coefficients and the inference table (``summary:`` options ``cov_type`` and ``alpha``; also written as
+  ``summary.txt`` and ``summary.json`` in the run folder);
 * ``predict`` writes ``predictions.csv`` into its run folder;
 * checkpoints are loaded with ``weights_only=True`` through :func:`lr_lightning.checkpoint.load_checkpoint` (no
   URLs, no pickle payloads, a missing or corrupt ``--ckpt_path`` is an error) and saved atomically;

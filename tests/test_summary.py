@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import statsmodels.api as sm
@@ -209,3 +210,42 @@ def test_aliased_terms_are_named_and_get_no_standard_error() -> None:
     assert "Aliased: a2 is a linear combination of earlier terms: no standard error" in model.summary()
     (a2,) = [t for t in model.inference_.to_json()["equations"][0]["terms"] if t["term"] == "a2"]
     assert a2["aliased"] and a2["std_err"] is None and a2["p_value"] is None
+
+
+def test_on_a_memmapped_file_the_tables_equal_statsmodels(tmp_path: Path) -> None:
+    """Rows that stay on disk: the state, the robust pass and the logistic sums stream the file."""
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(400, 3)) * [1.0, 4.0, 0.3] + [2.0, -1.0, 0.0]
+    targets = features @ [1.5, -0.5, 2.0] + 3.0 + rng.normal(size=400) * (1.0 + np.abs(features[:, 0]))
+    np.save(tmp_path / "x.npy", features)
+    on_disk = np.load(tmp_path / "x.npy", mmap_mode="r")
+    data = ArraysDataModule(on_disk, targets, batch_size=64)
+    assert data.out_of_core
+    model = LinearRegression(in_features=3, solver="exact")
+    trainer = pl.Trainer(
+        max_epochs=1,
+        precision="64-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[InferenceSummary(cov_type="HC3")],
+    )
+    trainer.fit(model, datamodule=data)
+    assert data.rows_in_memory("train") is None  # the fit read the file in chunks
+    reference = sm.OLS(targets, sm.add_constant(features)).fit(cov_type="HC3")
+    np.testing.assert_allclose(model.params_[0], reference.params, rtol=RTOL)
+    np.testing.assert_allclose(model.bse_[0], reference.bse, rtol=RTOL)
+    np.testing.assert_allclose(model.pvalues_[0], reference.pvalues, rtol=RTOL)
+    assert _summary(trainer).table is model.inference_
+
+    labels_features, labels = _classes(3)
+    np.save(tmp_path / "c.npy", labels_features)
+    classes = ArraysDataModule(np.load(tmp_path / "c.npy", mmap_mode="r"), labels, task="classification")
+    assert classes.out_of_core
+    classifier = LogisticRegression(in_features=3, num_classes=3, solver="newton")
+    fit(classifier, classes, epochs=12, precision="64-true")
+    logit = sm.MNLogit(labels, sm.add_constant(labels_features)).fit(method="newton", tol=1e-12, maxiter=100, disp=0)
+    np.testing.assert_allclose(classifier.params_, logit.params, rtol=RTOL)
+    np.testing.assert_allclose(classifier.bse_, logit.bse, rtol=RTOL)
