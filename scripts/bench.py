@@ -20,6 +20,9 @@ Sections:
 6. wide tables: ``lr-lightning predict`` with the checkpoint of a 10,000-feature fit (40 rows) vs the same with
    a 10-feature fit plus the time numpy takes to read the wide file: the extra features may cost their reading,
    nothing more (jsonargparse used to check 10,000 names in quadratic time).
+
+The pass solvers (``solver: exact``, ``solver: newton``) and the certificates' cost have their own script,
+``scripts/bench_exact.py``, with the same conventions.
 """
 
 from __future__ import annotations
