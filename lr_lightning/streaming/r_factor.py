@@ -6,6 +6,7 @@ Pure maths on float64 NumPy buffers shared with torch (``torch.linalg.qr``, MKL'
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -52,7 +53,38 @@ def stacked_r_factor(
     :data:`SUB_BLOCK_ROWS` at a time, each block factored under the R so far (e with the first), so a float32
     chunk is never copied whole; QR of blocks one after another is QR of the whole stack, up to rounding. Signs
     fixed, R is unique for a full-rank block, so merge trees that differ only in order agree to rounding.
+
+    Parallel: the rows are cut into up to ``torch.get_num_threads()`` consecutive parts, each folded by its own
+    thread with single-threaded QRs (torch releases the GIL), and the parts' R factors are stacked and factored
+    once more (a TSQR tree of one level): every core works on its own blocks, with none of the waiting that
+    parallel regions inside one small QR suffer (see :func:`_one_thread`).
     """
+    width = top.shape[0]
+    n_rows = groups[0].shape[0] if groups else 0
+    parts = max(1, min(torch.get_num_threads(), n_rows // SUB_BLOCK_ROWS))
+    bounds = np.linspace(0, n_rows, parts + 1).astype(int)
+    zeros = np.zeros_like(top)
+
+    def fold(part: int) -> np.ndarray:
+        first, last = bounds[part], bounds[part + 1]
+        start, row = (top, extra_row) if part == 0 else (zeros, np.zeros(width))
+        return _fold_rows(start, row, [group[first:last] for group in groups], shift)
+
+    with _one_thread():
+        if parts == 1:
+            r_factor = fold(0)
+        else:
+            with ThreadPoolExecutor(parts) as pool:
+                factors = list(pool.map(fold, range(parts)))
+            r_factor = torch.linalg.qr(torch.from_numpy(np.vstack(factors)), mode="r").R.numpy()
+    signs = np.where(np.diag(r_factor) < 0, -1.0, 1.0)
+    return np.asarray(r_factor * signs[:, None], dtype=np.float64)
+
+
+def _fold_rows(
+    top: np.ndarray, extra_row: np.ndarray, groups: Sequence[np.ndarray], shift: np.ndarray | None
+) -> np.ndarray:
+    """Fold the rows of ``groups`` (shifted) and ``extra_row`` into ``top``, a sub-block at a time; R (P, P)."""
     width = top.shape[0]
     n_rows = groups[0].shape[0] if groups else 0
     block_rows = max(1, min(SUB_BLOCK_ROWS, n_rows))
@@ -60,10 +92,7 @@ def stacked_r_factor(
     buffer = np.zeros((width + 1 + block_rows, width), order="F")
     stacked = torch.from_numpy(buffer)  # shares the buffer's memory
     buffer[width] = extra_row
-    with _one_thread():
-        r_factor = _fold_blocks(buffer, stacked, top, groups, shift, block_rows, n_rows)
-    signs = np.where(np.diag(r_factor) < 0, -1.0, 1.0)
-    return np.asarray(r_factor * signs[:, None], dtype=np.float64)
+    return _fold_blocks(buffer, stacked, top, groups, shift, block_rows, n_rows)
 
 
 def _fold_blocks(
