@@ -211,16 +211,18 @@ class InferenceSummary(Callback):
         cov_type: the regression's covariance, one of ``nonrobust`` (the default), ``HC0``, ``HC1``, ``HC2``,
             ``HC3`` (statsmodels' names; the HC types take one more pass over the training rows).
         alpha: 1 - the confidence level of the intervals (0.05: 95%).
+        enabled: ``False`` computes no table (a regression fit without ``optimality_gap`` then reads the training
+            rows one time less): ``--summary.enabled false``.
 
     Attributes:
         table: the last fit's :class:`~lr_lightning.summary_format.InferenceTable`, or ``None``.
 
     """
 
-    def __init__(self, cov_type: str = "nonrobust", alpha: float = 0.05) -> None:
+    def __init__(self, cov_type: str = "nonrobust", alpha: float = 0.05, enabled: bool = True) -> None:
         require(cov_type in COV_TYPES, "summary.cov_type", f"one of {', '.join(COV_TYPES)}", cov_type)
         require(0.0 < alpha < 1.0, "summary.alpha", "in (0, 1)", alpha)
-        self.cov_type, self.alpha = cov_type, float(alpha)
+        self.cov_type, self.alpha, self.enabled = cov_type, float(alpha), enabled
         self.table: InferenceTable | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -229,6 +231,8 @@ class InferenceSummary(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Compute the table on every rank (collectives), keep it on the model; rank 0 writes it."""
+        if not self.enabled:
+            return
         if not isinstance(pl_module, LinearModel) or not isinstance(trainer_datamodule(trainer), TrainingData):
             return
         if pl_module.task == "regression":

@@ -80,10 +80,17 @@ class Phases(bench.pl.Callback):
 
 
 def fit(model, data, **trainer_options) -> dict[str, float]:
-    """Time the whole ``Trainer.fit`` call; return the seconds of it and of its phases."""
+    """Time the whole ``Trainer.fit`` call; return the seconds of it and of its phases.
+
+    The end-of-fit inference table is off (``InferenceSummary(enabled=False)``): it is measured neither as the
+    solver's cost nor as the diagnostic's.
+    """
+    from lr_lightning.summary import InferenceSummary
+
     phases = Phases()
     start = time.perf_counter()
-    bench.quiet_trainer(callbacks=[phases], limit_val_batches=None, **trainer_options).fit(model, datamodule=data)
+    callbacks = [phases, InferenceSummary(enabled=False)]
+    bench.quiet_trainer(callbacks=callbacks, limit_val_batches=None, **trainer_options).fit(model, datamodule=data)
     end = time.perf_counter()
     return {"fit": end - start, "setup": phases.marks["fit_start"] - start, **phases.marks}
 
