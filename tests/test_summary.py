@@ -102,6 +102,16 @@ def test_hc3_from_the_command_line(in_tmp_path: Path, capsys: pytest.CaptureFixt
         np.testing.assert_allclose(equation["statistics"]["f_statistic"], ref.fvalue, rtol=RTOL)
 
 
+def test_summary_enabled_false_computes_and_writes_no_table(
+    in_tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = cli(["fit", "--config", str(CONFIGS / "sourdough.yaml"), "--summary.enabled", "false"])
+    assert "Inference summary" not in capsys.readouterr().out
+    assert not (Path(run.trainer.log_dir) / "summary.txt").exists()
+    with pytest.raises(NoInferenceError):
+        _ = run.model.bse_
+
+
 def test_a_bad_cov_type_is_one_line_naming_the_option(in_tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["fit", "--config", str(CONFIGS / "exact.yaml"), "--summary.cov_type", "HC9"])
