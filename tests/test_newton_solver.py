@@ -27,7 +27,7 @@ from lr_lightning.errors import InputError
 from lr_lightning.models import LogisticRegression
 from lr_lightning.models.newton_fit import LogLossCertificate
 from lr_lightning.penalties import sklearn_logistic_c
-from tests.helpers import CONFIGS, run_cli
+from tests.helpers import CONFIGS, REPO, run_cli
 
 EPOCHS = 10
 
@@ -230,3 +230,15 @@ def test_ddp_on_two_processes_equals_one_process(tmp_path: Path) -> None:
     np.testing.assert_allclose(ddp.feature_scale.numpy(), single.feature_scale.numpy(), rtol=1e-12)
     np.testing.assert_allclose(ddp.coef_, single.coef_, rtol=1e-10)
     np.testing.assert_allclose(ddp.intercept_, single.intercept_, rtol=1e-10)
+
+
+def test_the_shipped_newton_config_reaches_the_optimum_in_its_epochs(in_tmp_path: Path) -> None:
+    """configs/logistic_newton.yaml (iris, penalized, 8 epochs): the end-of-fit decrement is at rounding level."""
+    from lr_lightning.cli import cli
+
+    iris = str(REPO / "data" / "iris.csv")
+    run = cli(["fit", "--config", str(CONFIGS / "logistic_newton.yaml"), "--data.init_args.path", iris])
+    (certificate,) = [c for c in run.trainer.callbacks if isinstance(c, LogLossCertificate)]  # type: ignore[attr-defined]
+    assert certificate.certificate is not None
+    gap, objective = certificate.certificate
+    assert gap < 1e-12 * objective
