@@ -2,6 +2,9 @@
 
 Run ``lr-lightning fit --config configs/sourdough.yaml``; then ``test``, ``validate`` or ``predict`` with
 ``--ckpt_path PATH`` in a fresh process. ``lr-lightning fit --print_config`` prints a full config to start from.
+``lr-lightning summary --ckpt_path PATH [--json]`` prints the inference table a fit stored in its checkpoint
+(:mod:`lr_lightning.summary_command`; not a LightningCLI subcommand: :func:`main` runs it before LightningCLI
+parses).
 
 What this CLI adds to Lightning's:
 
@@ -68,6 +71,7 @@ from lr_lightning.models.base import LinearModelBase
 from lr_lightning.prediction_writer import CSVPredictionWriter
 from lr_lightning.run_metrics import RunMetrics
 from lr_lightning.summary import InferenceSummary
+from lr_lightning.summary_command import SUBCOMMAND, summary_main
 
 __all__ = ["LRLightningCLI", "cli", "main"]
 
@@ -317,6 +321,11 @@ def main(args: ArgsType = None) -> None:
         args: command-line arguments; ``None`` reads ``sys.argv``.
 
     """
+    argv = sys.argv[1:] if args is None else args
+    if isinstance(argv, list | tuple) and argv and argv[0] == SUBCOMMAND:
+        with errors_in_one_line():  # not Lightning's: a checkpoint's stored inference table (summary_command)
+            summary_main([str(arg) for arg in argv[1:]])
+        return
     with errors_in_one_line():
         cli(args)
         # Lightning leaves a DDP process group open; torch's gloo threads then abort the interpreter at exit.

@@ -7,6 +7,15 @@ the training rows (:mod:`lr_lightning.inference`), keeps it on the model (``mode
 ``summary.txt`` and ``summary.json`` into the run folder and the text ``summary`` into TensorBoard; ``lr-lightning
 fit`` prints it after the metrics.
 
+**In the checkpoints.** The table is computed after the last epoch's checkpoints were saved (``on_train_end``
+runs after ``ModelCheckpoint``'s last save), so rank 0 then rewrites, atomically (the trainer's
+:class:`~lr_lightning.checkpoint.AtomicCheckpointIO`), each checkpoint of the fit's ``ModelCheckpoint`` callbacks
+whose weights are the final ones (``latest.ckpt``; a ``best`` one when the best epoch is the last) with the table
+added (:func:`~lr_lightning.models.checkpoint_record.add_inference`: plain values and tensors, loadable with
+``weights_only=True``); a checkpoint of other weights is left as it is. Checkpoints the model saves later of the
+same weights (``trainer.save_checkpoint``) hold it too. ``lr-lightning summary --ckpt_path CKPT`` prints it
+(:mod:`lr_lightning.summary_command`), and ``load_from_checkpoint`` restores it (``model.summary()``, ``bse_``).
+
 * **Linear regression** (each target its own OLS on the same design): the least-squares state of the raw training
   rows (:meth:`~lr_lightning.data.contract.TrainingData.least_squares_state`, shared with the certificate), one
   more pass for HC0 to HC3 (:class:`~lr_lightning.inference.HCAccumulator`, merged across ranks). The table is
@@ -34,7 +43,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lr_lightning.callbacks import LinearModel, OptimalityGap, reachable_least_squares
@@ -226,8 +235,12 @@ class InferenceSummary(Callback):
         self.table: InferenceTable | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Forget the last fit's table."""
+        """Forget the last fit's table (and the model's: one restored from a resumed checkpoint is stale)."""
         self.table = None
+        from lr_lightning.models.statistics import InferenceStatistics  # here: the models import this module
+
+        if isinstance(pl_module, InferenceStatistics):
+            pl_module.keep_inference(None)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Compute the table on every rank (collectives), keep it on the model; rank 0 writes it."""
@@ -244,6 +257,9 @@ class InferenceSummary(Callback):
 
         if isinstance(pl_module, InferenceStatistics):
             pl_module.keep_inference(table)
+            if trainer.is_global_zero:
+                store_in_checkpoints(trainer, pl_module, table)
+            trainer.strategy.barrier("lr_lightning.summary.store_in_checkpoints")  # every rank: files are whole after
         log_dir = trainer.log_dir if trainer.loggers else None  # a collective under DDP: every rank asks
         if not trainer.is_global_zero:
             return
@@ -263,6 +279,41 @@ class InferenceSummary(Callback):
     def summary_lines(self) -> list[str]:
         """Return the lines printed at the end of ``fit`` (none before a fit)."""
         return self.table.text().splitlines() if self.table is not None else []
+
+
+def store_in_checkpoints(trainer: pl.Trainer, model: Any, table: InferenceTable) -> list[str]:
+    """Add ``table`` to the fit's checkpoints of the weights it describes, atomically; return their paths.
+
+    The checkpoints are those the trainer's ``ModelCheckpoint`` callbacks know (``last_model_path``,
+    ``best_model_path``, the top k) in their own ``dirpath``; one that does not load or whose weights are not
+    ``model``'s (an earlier best epoch) is left as it is.
+    """
+    from lr_lightning.checkpoint import AtomicCheckpointIO, load_checkpoint  # here: it imports the models
+    from lr_lightning.models.checkpoint_record import add_inference
+
+    paths: set[str] = set()
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            folder = os.path.abspath(callback.dirpath)
+            known = {callback.last_model_path, callback.best_model_path, *callback.best_k_models}
+            # this fit's files only: a resumed fit's callback may still name the previous run's best
+            paths |= {path for path in known if path and os.path.dirname(os.path.abspath(path)) == folder}
+    checkpoint_io = trainer.strategy.checkpoint_io
+    writer = checkpoint_io if isinstance(checkpoint_io, AtomicCheckpointIO) else AtomicCheckpointIO()
+    stored = []
+    for path in sorted(str(path) for path in paths if path):
+        if not os.path.isfile(path):
+            continue
+        try:
+            checkpoint = load_checkpoint(path)
+        except InputError:
+            continue
+        if not model.describes(checkpoint.get("state_dict")):
+            continue
+        add_inference(checkpoint, table)
+        writer.save_checkpoint(checkpoint, path)
+        stored.append(path)
+    return stored
 
 
 def inference_summary(model: pl.LightningModule) -> list[Callback]:

@@ -13,6 +13,15 @@ Every checkpoint the package's models save holds, under :data:`RECORD_KEY` (not 
 With it a checkpoint alone is enough to read new rows: ``lr-lightning predict --ckpt_path CKPT --data.path new.csv``
 finds the features by name and, if the file has them, the actual targets (:func:`read_record`). The record loads
 with ``weights_only=True`` like the rest of the checkpoint.
+
+A checkpoint of the final weights of a fit also holds, under :data:`INFERENCE_KEY`, the inference table of the fit
+(:meth:`~lr_lightning.summary_format.InferenceTable.to_record`: the results' float64 arrays as tensors, the names,
+the kind, the reason of a refusal, ``cov_type`` and ``alpha`` as plain values). It is the table's own key, beside
+the record, so the record's fields stay as they were. The model writes it only into a checkpoint of the weights
+the table describes (:meth:`~lr_lightning.models.statistics.InferenceStatistics.describes`); the table is computed
+after the fit's last checkpoints were saved, so :class:`~lr_lightning.summary.InferenceSummary` adds it to those
+files then (:func:`add_inference`, an atomic rewrite). :func:`read_inference` reads it back, checked: a key, a type
+or a shape that :meth:`~lr_lightning.summary_format.InferenceTable.to_record` does not write is refused.
 """
 
 from __future__ import annotations
@@ -22,13 +31,33 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+import torch
+
 from lr_lightning.data.contract import TASKS, PredictionData
 from lr_lightning.errors import InputError
 
-__all__ = ["RECORD_KEY", "CheckpointRecord", "ModelRecord", "read_record"]
+if TYPE_CHECKING:
+    from lr_lightning.summary_format import InferenceTable
+
+__all__ = [
+    "INFERENCE_KEY",
+    "RECORD_KEY",
+    "CheckpointRecord",
+    "ModelRecord",
+    "add_inference",
+    "read_inference",
+    "read_record",
+]
 
 #: The checkpoint's key for the record.
 RECORD_KEY = "lr_lightning"
+#: The checkpoint's key for the inference table of the weights it holds.
+INFERENCE_KEY = "lr_lightning_inference"
+#: How deep a stored table nests (the record's own depth is 4).
+_MAX_DEPTH = 6
+#: The dtypes of a stored table's tensors.
+_DTYPES = (torch.float64, torch.float32, torch.bool, torch.int64)
 
 
 @dataclass(frozen=True)
@@ -88,6 +117,88 @@ def read_record(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> Model
     )
 
 
+def _tensors(value: Any) -> Any:
+    """Return a record with its NumPy arrays as (CPU) tensors, the rest as it is."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, copy=True))
+    if isinstance(value, dict):
+        return {key: _tensors(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tensors(item) for item in value]
+    return value
+
+
+def _arrays(value: Any, path: str | os.PathLike, depth: int = 0) -> Any:
+    """Return a loaded record with its tensors as NumPy arrays; refuse deep nesting and non-dense tensors."""
+    if depth > _MAX_DEPTH:
+        raise InputError(f"{path}: {INFERENCE_KEY} nests deeper than a stored table does")
+    if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided or value.dtype not in _DTYPES or value.device.type == "meta":
+            raise InputError(f"{path}: {INFERENCE_KEY} holds a {value.dtype} {value.layout} tensor")
+        return value.detach().cpu().numpy().copy()
+    if isinstance(value, dict):
+        return {key: _arrays(item, path, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_arrays(item, path, depth + 1) for item in value]
+    return value
+
+
+def inference_of(
+    checkpoint: Mapping[str, Any], path: str | os.PathLike, feature_names: list[str] | None = None
+) -> InferenceTable | None:
+    """Return the inference table a loaded checkpoint holds (:data:`INFERENCE_KEY`), checked; ``None`` if none.
+
+    Args:
+        checkpoint: the loaded checkpoint.
+        path: its file, named in the messages.
+        feature_names: the model's features: the table's terms must be they (after ``const``), when given.
+
+    Raises:
+        InputError: a stored table that :meth:`~lr_lightning.summary_format.InferenceTable.to_record` did not write,
+            or one of other features.
+
+    """
+    from lr_lightning.summary_format import InferenceTable, RecordError
+
+    raw = checkpoint.get(INFERENCE_KEY)
+    if raw is None:
+        return None
+    try:
+        table = InferenceTable.from_record(_arrays(raw, path))
+    except RecordError as error:
+        raise InputError(f"{path}: {INFERENCE_KEY}: {error}; not a table lr_lightning stored") from None
+    terms = table.term_names
+    if feature_names is not None and terms not in ([*feature_names], ["const", *feature_names]):
+        raise InputError(
+            f"{path}: {INFERENCE_KEY}: the table's terms {terms} are not the model's features {feature_names}; not a "
+            "table lr_lightning stored"
+        )
+    return table
+
+
+def read_inference(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> InferenceTable:
+    """Return the inference table of a loaded checkpoint of one of the package's models (record checked first).
+
+    Raises:
+        InputError: no or a forged record (:func:`read_record`), no table (a checkpoint saved before lr_lightning
+            stored it, by a fit with ``summary.enabled: false``, or not of the final weights of a fit), a forged one.
+
+    """
+    record = read_record(checkpoint, path)
+    table = inference_of(checkpoint, path, record.feature_names)
+    if table is None:
+        raise InputError(
+            f"{path}: the checkpoint holds no inference table (saved before lr_lightning stored it, by a fit with "
+            "summary.enabled false, or of weights other than a fit's final ones): fit again to compute it"
+        )
+    return table
+
+
+def add_inference(checkpoint: dict[str, Any], table: InferenceTable) -> None:
+    """Store ``table`` in a checkpoint dict (as :data:`INFERENCE_KEY`: plain values and tensors)."""
+    checkpoint[INFERENCE_KEY] = _tensors(table.to_record())
+
+
 class CheckpointRecord:
     """Mixin of the models: write the record into every checkpoint, and keep it when a checkpoint is loaded."""
 
@@ -121,9 +232,26 @@ class CheckpointRecord:
             class_names=list(self.output_names) if self.task == "classification" else None,
         )
         checkpoint[RECORD_KEY] = asdict(record)
+        checkpoint.pop(INFERENCE_KEY, None)
+        inference_record = getattr(self, "inference_record", None)
+        stored = inference_record(checkpoint.get("state_dict")) if inference_record is not None else None
+        if stored is not None:  # only when the table describes these weights
+            checkpoint[INFERENCE_KEY] = _tensors(stored)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the record's target columns, so a resumed fit saves them again."""
+        """Keep the record's target columns, so a resumed fit saves them again; restore the inference table.
+
+        The table (checked: :func:`inference_of`; a forged one is an :class:`InputError`) is kept as the one of
+        the checkpoint's weights; a checkpoint without one, or one of other feature names than the model's, leaves
+        the model without one.
+        """
         raw = checkpoint.get(RECORD_KEY)
         if isinstance(raw, Mapping) and isinstance(raw.get("target_columns"), list):
             self._target_columns = [str(name) for name in raw["target_columns"]]
+        restore = getattr(self, "restore_inference", None)
+        if restore is not None:
+            table = inference_of(checkpoint, "checkpoint")
+            features = [str(name) for name in self.feature_names]
+            if table is not None and table.term_names not in (features, ["const", *features]):
+                table = None  # a table of other columns than this model's: not this model's table
+            restore(table, checkpoint.get("state_dict"))

@@ -1,8 +1,14 @@
 """statsmodels-like attributes of a fitted model: the inference table of its last fit (:mod:`lr_lightning.summary`).
 
 :class:`InferenceStatistics` is a base of every model (:class:`~lr_lightning.models.base.LinearModelBase`). The
-:class:`~lr_lightning.summary.InferenceSummary` callback sets the table at the end of ``fit``; nothing is saved in
-checkpoints, so a loaded model has none until it is fitted. Layouts are statsmodels', terms ``const`` first:
+:class:`~lr_lightning.summary.InferenceSummary` callback sets the table at the end of ``fit`` and writes it into
+the fit's checkpoints that hold the final weights (``latest.ckpt``; ``best-*.ckpt`` when the best epoch is the
+last), under :data:`~lr_lightning.models.checkpoint_record.INFERENCE_KEY`, as plain values and tensors. A model
+loaded from such a checkpoint (``load_from_checkpoint``, or ``--ckpt_path``) has the table again
+(:meth:`InferenceStatistics.restore_inference`); one loaded from an older checkpoint, or one saved with
+``summary.enabled: false``, has none. The table describes the weights it was computed at: the model remembers
+them, saves it only into checkpoints of those weights, and a new fit forgets it. Layouts are statsmodels', terms
+``const`` first:
 
 * linear regression (K targets, p = D + 1 terms, or D without a bias): ``params_``, ``bse_``, ``tvalues_``,
   ``pvalues_`` (K, p) (one row per target, as K statsmodels OLS fits); ``conf_int(alpha)`` (K, p, 2);
@@ -16,9 +22,11 @@ raise :class:`NoInferenceError` with the reason; :meth:`InferenceStatistics.summ
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 if TYPE_CHECKING:
     from lr_lightning.summary_format import InferenceTable
@@ -35,6 +43,8 @@ class InferenceStatistics:
 
     #: The last fit's table, set by :class:`~lr_lightning.summary.InferenceSummary`; ``None`` before.
     _inference_table: InferenceTable | None = None
+    #: The weights the table describes (CPU copies of the state dict), ``None`` without a table.
+    _inference_weights: dict[str, torch.Tensor] | None = None
 
     @property
     def inference_(self) -> InferenceTable:
@@ -42,13 +52,58 @@ class InferenceStatistics:
         if self._inference_table is None:
             raise NoInferenceError(
                 f"{type(self).__name__} has no inference table: fit it first (the InferenceSummary callback, which "
-                "the models register, computes it at the end of fit; loaded checkpoints do not hold it)"
+                "the models register, computes it at the end of fit and stores it in the checkpoints of the final "
+                "weights; a checkpoint saved before lr_lightning stored it, or with summary.enabled false, has none)"
             )
         return self._inference_table
 
-    def keep_inference(self, table: InferenceTable) -> None:
-        """Keep ``table`` as the last fit's (the summary callback calls it at the end of fit)."""
+    def keep_inference(self, table: InferenceTable | None, weights: Mapping[str, Any] | None = None) -> None:
+        """Keep ``table`` as the last fit's (the summary callback calls it at the end of fit); ``None`` forgets it.
+
+        Args:
+            table: the table, or ``None``.
+            weights: the state dict the table describes; default the model's current one.
+
+        """
         self._inference_table = table
+        if table is None:
+            self._inference_weights = None
+            return
+        if weights is None:
+            weights = self.state_dict()  # type: ignore[attr-defined]  # the LightningModule's
+        self._inference_weights = _cpu_copy(weights)
+
+    def describes(self, state: Any) -> bool:
+        """Whether the kept table describes the weights ``state`` (a state dict: a checkpoint's or the model's)."""
+        kept = self._inference_weights
+        if self._inference_table is None or kept is None or not isinstance(state, Mapping):
+            return False
+        if set(state) != set(kept):
+            return False
+        return all(
+            isinstance(value, torch.Tensor)
+            and value.shape == kept[name].shape
+            and value.dtype == kept[name].dtype
+            and torch.equal(value.detach().cpu(), kept[name])
+            for name, value in state.items()
+        )
+
+    def inference_record(self, state: Any) -> dict[str, Any] | None:
+        """Return the table's record when it describes the weights ``state``, else ``None``.
+
+        The record is :meth:`~lr_lightning.summary_format.InferenceTable.to_record`'s.
+        """
+        if not self.describes(state):
+            return None
+        assert self._inference_table is not None
+        return self._inference_table.to_record()
+
+    def restore_inference(self, table: InferenceTable | None, state: Any) -> None:
+        """Keep a table read from a checkpoint, as the one of its weights ``state`` (``None``: none stored)."""
+        if table is None or not isinstance(state, Mapping):
+            self.keep_inference(None)
+            return
+        self.keep_inference(table, state)
 
     def summary(self) -> str:
         """Return the last fit's inference table as text (what ``summary.txt`` holds)."""
@@ -84,3 +139,7 @@ class InferenceStatistics:
         """Confidence intervals at level 1 - alpha (default: the summary's ``alpha``); ``[..., 0]`` lower."""
         results = self._valid_results()
         return np.asarray(results.conf_int(self.inference_.alpha if alpha is None else alpha))
+
+
+def _cpu_copy(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    return {str(name): value.detach().cpu().clone() for name, value in state.items() if isinstance(value, torch.Tensor)}
