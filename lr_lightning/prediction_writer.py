@@ -4,7 +4,14 @@ Columns, left to right:
 
 * the input's columns named in ``keep_columns`` (an ``id``, say), copied as the file holds them;
 * the predictions: one column per target (regression), or one probability ``p_<class>`` per class and the predicted
-  class under the label column's name (classification), from the model's ``prediction_columns``;
+  class under the label column's name (classification), from the model's ``prediction_columns``; with
+  ``intervals`` (a level such as 0.95, regression only), after each target's prediction the confidence interval
+  of the mean and the prediction interval of a new observation at that level, ``<target>_mean_ci_lower``,
+  ``<target>_mean_ci_upper``, ``<target>_obs_ci_lower``, ``<target>_obs_ci_upper``: statsmodels'
+  ``get_prediction(exog).summary_frame(alpha=1 - level)`` of the fit's OLS, from the rows' raw features and the
+  fit the model's inference table holds (:meth:`~lr_lightning.models.statistics.InferenceStatistics.interval_fit`;
+  a fit's final checkpoints store it). Refused, in one line saying why, for a classifier and for a model without
+  a valid nonrobust regression table (a penalized or unconverged fit, a checkpoint stored before the fit was kept);
 * when the input rows have their targets: ``<target>_actual`` and ``<target>_residual`` (actual minus predicted)
   per target, or ``<label>_actual`` and ``correct`` (``True`` when the predicted class is the actual one).
 
@@ -30,7 +37,8 @@ from torch import Tensor
 
 from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import PredictionData
-from lr_lightning.errors import InputError
+from lr_lightning.errors import InputError, require
+from lr_lightning.inference import OLSFit, prediction_intervals
 
 __all__ = ["CSVPredictionWriter", "number_text", "spreadsheet_safe"]
 
@@ -74,6 +82,10 @@ class _PredictingModel(Protocol):
         ...
 
 
+#: The interval columns' suffixes, after each target's prediction (statsmodels' ``summary_frame`` names).
+INTERVAL_COLUMNS = ("mean_ci_lower", "mean_ci_upper", "obs_ci_lower", "obs_ci_upper")
+
+
 class CSVPredictionWriter(BasePredictionWriter):
     """Write ``predict`` results to a CSV file in the run folder (or at ``path``) and print where.
 
@@ -85,13 +97,25 @@ class CSVPredictionWriter(BasePredictionWriter):
         keep_columns: columns of the input rows to copy in front of the predictions (the data must be read from a
             file: :class:`~lr_lightning.data.FileDataModule`).
         path: write here instead of the run folder; a file that exists is refused, never overwritten.
+        intervals: a level in (0, 1) (0.95: 95%): add, per target, the mean's confidence interval and a new
+            observation's prediction interval (regression with a valid inference table only; the module docstring).
 
     """
 
     def __init__(
-        self, filename: str = "predictions.csv", keep_columns: list[str] | None = None, path: str | None = None
+        self,
+        filename: str = "predictions.csv",
+        keep_columns: list[str] | None = None,
+        path: str | None = None,
+        intervals: float | None = None,
     ) -> None:
         super().__init__(write_interval="epoch")
+        if intervals is not None:
+            level = intervals
+            valid = isinstance(level, int | float) and not isinstance(level, bool) and 0.0 < level < 1.0
+            require(valid, "prediction_writer.intervals", "a level in (0, 1) such as 0.95, or null", intervals)
+        self.intervals = None if intervals is None else float(intervals)
+        self._fit: OLSFit | None = None
         self.filename = filename
         self.keep_columns = [str(name) for name in keep_columns or []]
         self.output = path
@@ -117,9 +141,33 @@ class CSVPredictionWriter(BasePredictionWriter):
         if stage == "predict" and not self._prepared:
             self.prepare(trainer_datamodule(trainer))
 
+    def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """With ``intervals``, take the model's OLS fit (the checkpoint is loaded now) or refuse, before predicting."""
+        self._fit = None
+        if self.intervals is None:
+            return
+        from lr_lightning.models.statistics import InferenceStatistics, NoInferenceError  # here: models import us
+
+        option = "prediction_writer.intervals"
+        task = getattr(pl_module, "task", None)
+        if task != "regression":
+            raise InputError(
+                f"{option}: {type(pl_module).__name__} is a {task or 'non-regression'} model; the mean's and new "
+                "observations' intervals are for linear regression"
+            )
+        if not isinstance(pl_module, InferenceStatistics):
+            raise InputError(f"{option}: {type(pl_module).__name__} keeps no inference table")
+        try:
+            self._fit = pl_module.interval_fit()
+        except NoInferenceError as error:
+            raise InputError(f"{option}: {error}") from None
+        data = trainer_datamodule(trainer)
+        if not callable(getattr(data, "predict_features", None)):
+            raise InputError(f"{option}: {type(data).__name__} does not give the raw features of the rows predicted")
+
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Forget the kept columns: the next run prepares again."""
-        self._kept, self._prepared = {}, False
+        """Forget the kept columns and the fit: the next run prepares again."""
+        self._kept, self._prepared, self._fit = {}, False, None
 
     def write_on_epoch_end(
         self,
@@ -143,8 +191,8 @@ class CSVPredictionWriter(BasePredictionWriter):
 
     @rank_zero_only
     def _write(self, directory: str, trainer: pl.Trainer, model: _PredictingModel, outputs: torch.Tensor) -> None:
-        data = trainer_datamodule(trainer)
-        data = data if isinstance(data, PredictionData) else None
+        source = trainer_datamodule(trainer)
+        data = source if isinstance(source, PredictionData) else None
         target_columns = data.target_columns if data is not None else None
         predicted = model.prediction_columns(outputs, target_columns)
         actual = data.predict_targets() if data is not None else None
@@ -155,6 +203,8 @@ class CSVPredictionWriter(BasePredictionWriter):
                     f"prediction_writer.keep_columns: {name!r} is also a column of the predictions; keep another"
                 )
             columns[name] = values
+        if self._fit is not None and self.intervals is not None:
+            columns = self._with_intervals(columns, source, model, outputs)
         if actual is not None and target_columns is not None:
             columns.update(_comparison(model, predicted, actual, target_columns, outputs.dtype))
         path = self.output or os.path.join(directory, self.filename)
@@ -167,6 +217,42 @@ class CSVPredictionWriter(BasePredictionWriter):
             writer.writerows(zip(*cells, strict=True))
         self.path = path
         print(f"Predictions written to {path}")
+
+    def _with_intervals(
+        self, columns: dict[str, Any], data: Any, model: _PredictingModel, outputs: Tensor
+    ) -> dict[str, Any]:
+        """Return ``columns`` with each target's four interval columns after its prediction."""
+        assert self._fit is not None and self.intervals is not None
+        features = _raw_features(data)
+        if features.shape[0] != outputs.shape[0]:
+            raise InputError(
+                f"prediction_writer.intervals: the data gives {features.shape[0]} rows of features for "
+                f"{outputs.shape[0]} predictions"
+            )
+        bounds = prediction_intervals(self._fit, features, alpha=1.0 - self.intervals)
+        numpy_dtype = np.float64 if outputs.dtype == torch.float64 else np.float32
+        targets = {name: k for k, name in enumerate(model.output_names)}
+        added: dict[str, Any] = {}
+        for name, values in columns.items():
+            added[name] = values
+            if name not in targets:
+                continue
+            for suffix in INTERVAL_COLUMNS:
+                column = f"{name}_{suffix}"
+                if column in columns:
+                    raise InputError(
+                        f"prediction_writer.keep_columns: {column!r} is also a column of the intervals; keep another"
+                    )
+                added[column] = getattr(bounds, suffix)[:, targets[name]].astype(numpy_dtype)
+        return added
+
+
+def _raw_features(data: Any) -> np.ndarray:
+    """Return the raw features (M, D) of the rows predicted on, float64, in row order (``predict_features``)."""
+    features = data.predict_features() if data is not None else None
+    if not isinstance(features, Tensor):
+        raise InputError(f"prediction_writer.intervals: {type(data).__name__} gives no raw features to predict on")
+    return np.asarray(features.detach().cpu().double().numpy()).reshape(features.shape[0], -1)
 
 
 def _cells(values: Any) -> list[Any]:

@@ -15,6 +15,8 @@ added (:func:`~lr_lightning.models.checkpoint_record.add_inference`: plain value
 ``weights_only=True``); a checkpoint of other weights is left as it is. Checkpoints the model saves later of the
 same weights (``trainer.save_checkpoint``) hold it too. ``lr-lightning summary --ckpt_path CKPT`` prints it
 (:mod:`lr_lightning.summary_command`), and ``load_from_checkpoint`` restores it (``model.summary()``, ``bse_``).
+A valid regression table keeps its :class:`~lr_lightning.inference.OLSFit` too (stored with it): ``lr-lightning
+predict --prediction_writer.intervals 0.95`` computes the mean's and new observations' intervals from it.
 
 * **Linear regression** (each target its own OLS on the same design): the least-squares state of the raw training
   rows (:meth:`~lr_lightning.data.contract.TrainingData.least_squares_state`, shared with the certificate), one
@@ -149,7 +151,7 @@ def regression_table(trainer: pl.Trainer, model: Any, cov_type: str, alpha: floa
         for features, targets in data.chunks("train", ranks.rank, ranks.world_size):
             robust.update(features, targets)
         robust = HCAccumulator.from_vector(fit, _summed(robust.to_vector(), ranks), (cov_type,))
-    table.results, table.valid = ols_results(fit, cov_type, robust), True
+    table.results, table.valid, table.fit = ols_results(fit, cov_type, robust), True, fit
     return table
 
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lr_lightning.inference import OLSResults
+from lr_lightning.inference import OLSFit, OLSResults
 from lr_lightning.inference.logistic import LogisticInference
 
 __all__ = ["InferenceTable", "RecordError"]
@@ -85,6 +85,9 @@ class InferenceTable:
         coefficients: (E, p), the fit's own coefficients in original units, shown when refused.
         certificate: how far the fit is from the optimum the statistics assume (JSON-ready).
         notes: further lines (what the table is, options that do not apply).
+        fit: the OLS fit behind a valid OLS table (:class:`~lr_lightning.inference.OLSFit`): what the prediction
+            intervals of new rows need (:func:`~lr_lightning.inference.prediction_intervals`); ``None`` otherwise,
+            and in a table stored before lr_lightning kept it (record version 1).
 
     """
 
@@ -99,6 +102,7 @@ class InferenceTable:
     coefficients: np.ndarray | None = None
     certificate: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    fit: OLSFit | None = None
 
     # -- the numbers, one row per equation ---------------------------------------------------------------------------
 
@@ -207,7 +211,9 @@ class InferenceTable:
         :mod:`lr_lightning.models.checkpoint_record` stores the arrays as tensors, so the record loads with
         ``weights_only=True``; :meth:`from_record` rebuilds the same table (same text, same JSON). Keys: the
         fields' (``kind`` .. ``certificate``), ``version``, ``coefficients`` (refused), ``ols``
-        (:meth:`OLSResults.to_arrays <lr_lightning.inference.OLSResults.to_arrays>`) or ``logistic`` (valid).
+        (:meth:`OLSResults.to_arrays <lr_lightning.inference.OLSResults.to_arrays>`) or ``logistic`` (valid), and
+        ``fit`` (:meth:`OLSFit.to_arrays <lr_lightning.inference.OLSFit.to_arrays>`: a valid OLS table's, else
+        ``None``).
         """
         ols, logistic = _record_of(self.results)
         coefficients = None
@@ -227,6 +233,7 @@ class InferenceTable:
             "coefficients": coefficients,
             "ols": ols,
             "logistic": logistic,
+            "fit": _fit_record(self.fit) if isinstance(self.results, OLSResults) else None,
         }
 
     @classmethod
@@ -297,8 +304,9 @@ def _text(value: float | None) -> str:
 
 # -- the table in a checkpoint: plain values and float64 arrays (tensors once saved), nothing pickled ------------------
 
-#: The version of :meth:`InferenceTable.to_record`'s layout.
-RECORD_VERSION = 1
+#: The version of :meth:`InferenceTable.to_record`'s layout: 2 added ``fit``; a version 1 record (without it) still
+#: reads, as a table without its fit (no prediction intervals).
+RECORD_VERSION = 2
 
 _KINDS = ("OLS", "Logit", "MNLogit")
 _RECORD_KEYS = (
@@ -315,7 +323,11 @@ _RECORD_KEYS = (
     "coefficients",
     "ols",
     "logistic",
+    "fit",
 )
+#: OLSFit fields (:meth:`OLSFit.to_arrays <lr_lightning.inference.OLSFit.to_arrays>`) of shape (K,) in a record.
+_FIT_BY_TARGET = ("intercept", "ssr", "ess", "centered_tss", "uncentered_tss")
+_FIT_KEYS = ("fit_intercept", "n_rows", "center", "shift", "aliased", "r_design", "coef", *_FIT_BY_TARGET)
 #: OLSResults fields of shape (E, p), (E, p, p) and (E,) in a record.
 _OLS_BY_TERM = ("params", "bse", "tvalues", "pvalues")
 _OLS_BY_EQUATION = (
@@ -375,6 +387,10 @@ def _record_of(results: OLSResults | LogisticInference | None) -> tuple[dict[str
         }
         return None, logistic
     return None, None
+
+
+def _fit_record(fit: OLSFit | None) -> dict[str, Any] | None:
+    return None if fit is None else {key: np.array(value, copy=True) for key, value in fit.to_arrays().items()}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -470,6 +486,37 @@ def _logistic_from_record(raw: Any, kind: str, equations: int, term_names: list[
     )
 
 
+def _fit_from_record(raw: Any, results: OLSResults, equations: int, terms: int) -> OLSFit:
+    """Rebuild, checked, the OLS fit of a valid OLS table: shapes, finiteness and agreement with its results."""
+    arrays = _keys(raw, _FIT_KEYS, "['fit']")
+    intercept = bool(_array(arrays["fit_intercept"], "fit.fit_intercept", (), "b"))
+    _require(int(intercept) == results.k_constant, "['fit']['fit_intercept'] differs from ['ols']['k_constant']")
+    features = terms - int(intercept)
+    _require(features >= 0, "['fit'] has no features")
+    rows = int(_array(arrays["n_rows"], "fit.n_rows", (), "i"))
+    _require(rows == results.nobs, f"['fit']['n_rows'] is {rows}, not the table's {results.nobs:g} observations")
+    aliased = _array(arrays["aliased"], "fit.aliased", (features,), "b")
+    kept = np.concatenate([[True], ~aliased]) if intercept else ~aliased
+    _require(bool(np.array_equal(kept, ~np.asarray(results.aliased))), "['fit']['aliased'] differs from the table's")
+    rank = int(np.sum(kept))
+    _require(rows > rank, "['fit'] leaves no residual degree of freedom")
+    shapes = {
+        "center": (features + equations,),
+        "shift": (features + equations,),
+        "r_design": (rank, rank),
+        "coef": (equations, features),
+        **{key: (equations,) for key in _FIT_BY_TARGET},
+    }
+    for key, shape in shapes.items():
+        value = _array(arrays[key], f"fit.{key}", shape)
+        _require(bool(np.all(np.isfinite(value))), f"['fit'][{key!r}] holds a value that is not finite")
+    r_design = arrays["r_design"]
+    _require(not np.any(np.tril(r_design, -1)), "['fit']['r_design'] is not upper triangular")
+    _require(bool(np.all(np.diag(r_design) > 0)), "['fit']['r_design'] has a diagonal entry that is not positive")
+    _require(bool(np.all(arrays["ssr"] >= 0)), "['fit']['ssr'] holds a negative sum of squares")
+    return OLSFit.from_arrays(arrays)
+
+
 def table_from_record(raw: Any) -> InferenceTable:
     """Rebuild, checked, the table :meth:`InferenceTable.to_record` wrote; arrays as NumPy arrays.
 
@@ -477,8 +524,11 @@ def table_from_record(raw: Any) -> InferenceTable:
         RecordError: anything that :meth:`InferenceTable.to_record` does not write (a key, a type, a shape).
 
     """
-    record = _keys(raw, _RECORD_KEYS, "the stored table")
-    _require(record["version"] == RECORD_VERSION, f"['version'] is {record['version']!r}, not {RECORD_VERSION}")
+    _require(isinstance(raw, dict), f"the stored table is a {type(raw).__name__}, not a dict")
+    version = raw.get("version")
+    _require(type(version) is int and version in (1, RECORD_VERSION), f"['version'] is {version!r}, not 1 or 2")
+    record = _keys(raw, _RECORD_KEYS if version == RECORD_VERSION else _RECORD_KEYS[:-1], "the stored table")
+    record.setdefault("fit", None)
     kind = record["kind"]
     _require(kind in _KINDS, f"['kind'] is {kind!r}, not one of {_KINDS}")
     terms = _strings(record["term_names"], "term_names", empty=False)
@@ -498,14 +548,18 @@ def table_from_record(raw: Any) -> InferenceTable:
     table.notes, table.certificate = notes, dict(certificate)
     ols, logistic, coefficients = record["ols"], record["logistic"], record["coefficients"]
     if not table.valid:
-        _require(ols is None and logistic is None, "a refused table holds statistics")
+        _require(ols is None and logistic is None and record["fit"] is None, "a refused table holds statistics")
         table.coefficients = _array(coefficients, "coefficients", (len(equations), len(terms))).astype(np.float64)
         return table
     _require(coefficients is None, "a valid table holds ['coefficients']")
     if kind == "OLS":
         _require(logistic is None, "an OLS table holds ['logistic']")
-        table.results = _ols_from_record(ols, len(equations), len(terms))
+        results = _ols_from_record(ols, len(equations), len(terms))
+        table.results = results
+        if record["fit"] is not None:  # None: stored before lr_lightning kept the fit (version 1), or built without
+            table.fit = _fit_from_record(record["fit"], results, len(equations), len(terms))
     else:
+        _require(record["fit"] is None, f"a {kind} table holds ['fit']")
         _require(ols is None, f"a {kind} table holds ['ols']")
         _require(kind == "MNLogit" or len(equations) == 1, "a Logit table has one equation")
         table.results = _logistic_from_record(logistic, kind, len(equations), terms)

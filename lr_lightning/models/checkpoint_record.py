@@ -16,7 +16,9 @@ with ``weights_only=True`` like the rest of the checkpoint.
 
 A checkpoint of the final weights of a fit also holds, under :data:`INFERENCE_KEY`, the inference table of the fit
 (:meth:`~lr_lightning.summary_format.InferenceTable.to_record`: the results' float64 arrays as tensors, the names,
-the kind, the reason of a refusal, ``cov_type`` and ``alpha`` as plain values). It is the table's own key, beside
+the kind, the reason of a refusal, ``cov_type`` and ``alpha`` as plain values; a valid regression table also its
+OLS fit's arrays, :meth:`OLSFit.to_arrays <lr_lightning.inference.OLSFit.to_arrays>`, which ``predict``'s
+``--prediction_writer.intervals`` needs). It is the table's own key, beside
 the record, so the record's fields stay as they were. The model writes it only into a checkpoint of the weights
 the table describes (:meth:`~lr_lightning.models.statistics.InferenceStatistics.describes`); the table is computed
 after the fit's last checkpoints were saved, so :class:`~lr_lightning.summary.InferenceSummary` adds it to those

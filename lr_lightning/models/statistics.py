@@ -18,6 +18,10 @@ them, saves it only into checkpoints of those weights, and a new fit forgets it.
 
 When inference was refused (a penalized fit, a fit away from its optimum: the table says why) the statistics
 raise :class:`NoInferenceError` with the reason; :meth:`InferenceStatistics.summary` still returns the table.
+
+A valid linear regression table also holds its OLS fit (:class:`~lr_lightning.inference.OLSFit`, stored and
+restored with it): :meth:`InferenceStatistics.interval_fit` gives it to the prediction writer's ``intervals``
+(:mod:`lr_lightning.prediction_writer`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
+    from lr_lightning.inference import OLSFit
     from lr_lightning.summary_format import InferenceTable
 
 __all__ = ["InferenceStatistics", "NoInferenceError"]
@@ -104,6 +109,34 @@ class InferenceStatistics:
             self.keep_inference(None)
             return
         self.keep_inference(table, state)
+
+    def interval_fit(self) -> OLSFit:
+        """Return the OLS fit behind a valid regression table, for prediction intervals of new rows.
+
+        :func:`~lr_lightning.inference.prediction_intervals` takes it (statsmodels' ``get_prediction``, nonrobust).
+
+        Raises:
+            NoInferenceError: no table (:attr:`inference_`; a new fit forgets it), a refused one
+                (its reason), a logistic one, one of a robust covariance (statsmodels' intervals would use it), or one
+                stored before lr_lightning kept the fit with the table.
+
+        """
+        table = self.inference_
+        if table.kind != "OLS":
+            raise NoInferenceError(f"the fit's table is a {table.kind}: intervals are for linear regression")
+        if not table.valid:
+            raise NoInferenceError(f"the fit's inference was refused: {table.reason}")
+        if table.cov_type != "nonrobust":
+            raise NoInferenceError(
+                f"the fit's table has cov_type {table.cov_type}; the intervals are nonrobust (statsmodels' "
+                "get_prediction of a nonrobust fit): fit with summary.cov_type nonrobust"
+            )
+        if table.fit is None:
+            raise NoInferenceError(
+                "the checkpoint's inference table was stored before lr_lightning kept the fit the intervals need: "
+                "fit again"
+            )
+        return table.fit
 
     def summary(self) -> str:
         """Return the last fit's inference table as text (what ``summary.txt`` holds)."""
