@@ -284,3 +284,19 @@ def test_ddp_on_three_processes_drops_no_row(tmp_path: Path) -> None:
         for keep in (np.delete(np.arange(10), row), np.append(np.arange(10), row)):
             other, _ = _lstsq(SOURDOUGH_FEATURES[keep], SOURDOUGH_TARGETS[keep])
             assert np.max(np.abs(other - coef) / np.abs(coef)) > 1e-4
+
+
+def test_a_float64_checkpoint_keeps_every_digit_when_predicting_in_64_true(tmp_path: Path) -> None:
+    """Lightning restores --ckpt_path before converting the module: the model becomes float64 first, not after."""
+    model, trainer = _exact_fit(*_three_targets(), precision="64-true")
+    path = tmp_path / "fit.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    fresh = MultiOutputRegression(in_features=5, out_features=3, solver="exact")  # float32, as the CLI builds it
+    x, y = _three_targets()
+    predictor = pl.Trainer(precision="64-true", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    predictor.predict(fresh, datamodule=ArraysDataModule(x, y, batch_size=64), ckpt_path=path)
+    assert fresh.linear.weight.dtype == torch.float64
+    assert torch.equal(fresh.linear.weight, saved["linear.weight"])  # no float32 rounding on the way in
+    assert torch.equal(fresh.feature_scale, saved["feature_scale"])
+    np.testing.assert_array_equal(fresh.coef_, model.coef_)

@@ -217,6 +217,11 @@ class CheckpointRecord:
         def training_data(self) -> Any:  # noqa: D102
             ...
 
+        _trainer: Any  # LightningModule's
+
+        def double(self) -> Any:  # noqa: D102
+            ...
+
     def target_columns(self) -> list[str] | None:
         """Return the training data's target columns (K names, or the label column), when known."""
         data = self.training_data()
@@ -240,6 +245,20 @@ class CheckpointRecord:
         if stored is not None:  # only when the table describes these weights
             checkpoint[INFERENCE_KEY] = _tensors(stored)
 
+    def _match_checkpoint_precision(self, checkpoint: dict[str, Any]) -> None:
+        """Under ``64-true``, become float64 before a float64 checkpoint's weights are copied in.
+
+        Lightning restores ``--ckpt_path`` (predict, test, a resumed fit) before its precision plugin converts the
+        module, so float64 weights would be copied into the float32 parameters first and rounded through float32.
+        """
+        trainer = self._trainer
+        state = checkpoint.get("state_dict")
+        weight = state.get("linear.weight") if isinstance(state, Mapping) else None
+        if trainer is None or not str(trainer.precision).startswith("64") or not isinstance(weight, torch.Tensor):
+            return
+        if weight.dtype == torch.float64:
+            self.double()
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the record's target columns, so a resumed fit saves them again; restore the inference table.
 
@@ -247,6 +266,7 @@ class CheckpointRecord:
         the checkpoint's weights; a checkpoint without one, or one of other feature names than the model's, leaves
         the model without one.
         """
+        self._match_checkpoint_precision(checkpoint)
         raw = checkpoint.get(RECORD_KEY)
         if isinstance(raw, Mapping) and isinstance(raw.get("target_columns"), list):
             self._target_columns = [str(name) for name in raw["target_columns"]]
