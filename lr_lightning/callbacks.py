@@ -18,9 +18,9 @@ from torch import Tensor
 from lr_lightning.closed_form import LeastSquaresSolution, through_point
 from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import Task, TrainingData
-from lr_lightning.streaming import LeastSquaresState, optimality_gap
+from lr_lightning.streaming import LeastSquaresState, RidgeSelection, optimality_gap
 
-__all__ = ["FitCertificate", "LinearModel", "OptimalityGap", "reachable_least_squares"]
+__all__ = ["FitCertificate", "LinearModel", "OptimalityGap", "RidgePathModel", "reachable_least_squares"]
 
 
 @runtime_checkable
@@ -58,6 +58,25 @@ class LinearModel(Protocol):
 
     def __call__(self, features: Tensor) -> Tensor:
         """Raw features (N, D) -> predictions (N, K) in the targets' units, or class probabilities (N, C)."""
+        ...
+
+
+@runtime_checkable
+class RidgePathModel(Protocol):
+    """A model that chooses its ridge strength from a path (the exact solver's ``l2_path``), for the dashboard.
+
+    Attributes:
+        ridge_selection: the last fit's candidates, scores and choice, ``None`` without a path (or after loading).
+        l2_selection: how the candidate was chosen, ``"loo"`` or ``"gcv"``.
+
+    """
+
+    ridge_selection: RidgeSelection | None
+    l2_selection: str
+
+    @property
+    def output_names(self) -> list[str]:
+        """K target names."""
         ...
 
 

@@ -42,7 +42,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from lr_lightning.callbacks import LinearModel, reachable_least_squares
+from lr_lightning.callbacks import LinearModel, RidgePathModel, reachable_least_squares
 from lr_lightning.closed_form import LeastSquaresSolution
 from lr_lightning.data.base import InMemoryDataModule, trainer_datamodule
 from lr_lightning.data.contract import TrainingData
@@ -294,16 +294,16 @@ class TensorBoardDashboard(Callback):
     @staticmethod
     def _draw_ridge_path(trainer: pl.Trainer, pl_module: pl.LightningModule, logger: TensorBoardLogger) -> None:
         """Draw the model's ridge path, if it solved one: ``figures/ridge_path`` and the ``ridge_path`` table."""
-        selection = getattr(pl_module, "ridge_selection", None)
-        if not isinstance(selection, RidgeSelection):
+        if not isinstance(pl_module, RidgePathModel) or pl_module.ridge_selection is None:
             return
         from lr_lightning import figures
 
-        criterion = CRITERIA.get(str(getattr(pl_module, "l2_selection", "")), "cross-validation MSE")
+        selection = pl_module.ridge_selection
+        criterion = CRITERIA.get(pl_module.l2_selection, "cross-validation MSE")
         writer, step = logger.experiment, trainer.global_step
         figure = figures.ridge_path_figure(selection.l2_strengths_, selection.scores_, selection.best_index_, criterion)
         figures.add_figure(writer, "figures/ridge_path", figure, step)
-        names = list(getattr(pl_module, "output_names", []))
+        names = list(pl_module.output_names)
         writer.add_text("ridge_path", ridge_path_table(selection, names, criterion), step)
 
     def _optimum(self, data: TrainingData) -> float | None:

@@ -219,6 +219,12 @@ class CheckpointRecord:
 
         _trainer: Any  # LightningModule's
 
+        def inference_record(self, state: Any) -> dict[str, Any] | None:  # noqa: D102  (InferenceStatistics')
+            ...
+
+        def restore_inference(self, table: Any, state: Any) -> None:  # noqa: D102  (InferenceStatistics')
+            ...
+
         def double(self) -> Any:  # noqa: D102
             ...
 
@@ -240,8 +246,7 @@ class CheckpointRecord:
         )
         checkpoint[RECORD_KEY] = asdict(record)
         checkpoint.pop(INFERENCE_KEY, None)
-        inference_record = getattr(self, "inference_record", None)
-        stored = inference_record(checkpoint.get("state_dict")) if inference_record is not None else None
+        stored = self.inference_record(checkpoint.get("state_dict"))
         if stored is not None:  # only when the table describes these weights
             checkpoint[INFERENCE_KEY] = _tensors(stored)
 
@@ -270,10 +275,8 @@ class CheckpointRecord:
         raw = checkpoint.get(RECORD_KEY)
         if isinstance(raw, Mapping) and isinstance(raw.get("target_columns"), list):
             self._target_columns = [str(name) for name in raw["target_columns"]]
-        restore = getattr(self, "restore_inference", None)
-        if restore is not None:
-            table = inference_of(checkpoint, "checkpoint")
-            features = [str(name) for name in self.feature_names]
-            if table is not None and table.term_names not in (features, ["const", *features]):
-                table = None  # a table of other columns than this model's: not this model's table
-            restore(table, checkpoint.get("state_dict"))
+        table = inference_of(checkpoint, "checkpoint")
+        features = [str(name) for name in self.feature_names]
+        if table is not None and table.term_names not in (features, ["const", *features]):
+            table = None  # a table of other columns than this model's: not this model's table
+        self.restore_inference(table, checkpoint.get("state_dict"))
