@@ -65,10 +65,6 @@ __all__ = ["GAP_TOLERANCE", "InferenceSummary", "InferenceTable", "inference_sum
 GAP_TOLERANCE = 1e-6
 
 
-def _summed(vector: np.ndarray, ranks: Ranks) -> np.ndarray:
-    return vector if ranks.all_gather is None else ranks.all_gather(vector).sum(axis=0)
-
-
 def _penalty_reason(model: Any) -> str | None:
     l1, l2 = float(getattr(model, "l1_strength", 0.0)), float(getattr(model, "l2_strength", 0.0))
     if l1 or l2:
@@ -150,7 +146,7 @@ def regression_table(trainer: pl.Trainer, model: Any, cov_type: str, alpha: floa
         robust = HCAccumulator(fit, (cov_type,))
         for features, targets in data.chunks("train", ranks.rank, ranks.world_size):
             robust.update(features, targets)
-        robust = HCAccumulator.from_vector(fit, _summed(robust.to_vector(), ranks), (cov_type,))
+        robust = HCAccumulator.from_vector(fit, ranks.sum(robust.to_vector()), (cov_type,))
     table.results, table.valid, table.fit = ols_results(fit, cov_type, robust), True, fit
     return table
 

@@ -50,3 +50,7 @@ class Ranks:
             return torch.stack(gathered).cpu().double().numpy()
 
         return cls(trainer.global_rank, world_size, all_gather)
+
+    def sum(self, vector: np.ndarray) -> np.ndarray:
+        """Return the sum of every rank's float64 ``vector``, added in rank order (a collective under DDP)."""
+        return vector if self.all_gather is None else self.all_gather(vector).sum(axis=0)

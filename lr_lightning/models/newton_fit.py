@@ -56,17 +56,10 @@ from lr_lightning.streaming.newton_logistic import (
 if TYPE_CHECKING:
     from lr_lightning.models.logistic import LogisticRegression
 
-__all__ = ["CONVERGED", "FinalSums", "LogLossCertificate", "NewtonEpoch", "final_sums", "summed"]
+__all__ = ["CONVERGED", "FinalSums", "LogLossCertificate", "NewtonEpoch", "final_sums"]
 
 #: The relative gap estimate below which the full Newton step is taken without a line search.
 CONVERGED = 1e-15
-
-
-def summed(vector: np.ndarray, ranks: Ranks) -> np.ndarray:
-    """Return the sum of every rank's ``vector`` in rank order (a collective under DDP; ``vector`` for one process)."""
-    if ranks.all_gather is None:
-        return vector
-    return ranks.all_gather(vector).sum(axis=0)
 
 
 class _Parameters:
@@ -133,7 +126,7 @@ class NewtonEpoch:
         self.done = True
         layout, l2 = self.parameters.layout, model.l2_strength
         ranks = Ranks.of(model._trainer)
-        sums = NewtonSums.from_vector(layout, summed(self.sums.to_vector(), ranks))
+        sums = NewtonSums.from_vector(layout, ranks.sum(self.sums.to_vector()))
         check_separable(sums.nonpositive, sums.count, l2)
         step = newton_step(sums, self.theta, l2)
         if step.decrement / 2 <= CONVERGED * abs(step.objective):
@@ -143,7 +136,7 @@ class NewtonEpoch:
         data = _training_data(model)
         for features, labels in data.chunks("train", ranks.rank, ranks.world_size):
             search.add(features, labels, self.theta, step.direction, self.parameters.mean, self.parameters.scale)
-        search = LineSearchSums.from_vector(layout, tuple(search.steps), summed(search.to_vector(), ranks))
+        search = LineSearchSums.from_vector(layout, tuple(search.steps), ranks.sum(search.to_vector()))
         size = choose_step(search, step, self.theta, l2)
         if size == 0:  # rounding swamps the decrease: the weights stay, and the logged gap says how close they are
             rank_zero_warn(
@@ -187,7 +180,7 @@ def final_sums(trainer: pl.Trainer, pl_module: pl.LightningModule) -> FinalSums 
     for features, labels in _training_data(pl_module).chunks("train", ranks.rank, ranks.world_size):
         sums.add(features, labels, theta, parameters.mean, parameters.scale)
         counts += np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=pl_module.num_classes)
-    merged = summed(np.concatenate([sums.to_vector(), counts]), ranks)
+    merged = ranks.sum(np.concatenate([sums.to_vector(), counts]))
     size = merged.shape[0] - pl_module.num_classes
     return FinalSums(NewtonSums.from_vector(parameters.layout, merged[:size]), theta, merged[size:])
 
