@@ -160,7 +160,8 @@ def inference_of(
             or one of other features.
 
     """
-    from lr_lightning.summary_format import InferenceTable, RecordError
+    from lr_lightning.summary_format import InferenceTable
+    from lr_lightning.summary_record import RecordError
 
     raw = checkpoint.get(INFERENCE_KEY)
     if raw is None:
