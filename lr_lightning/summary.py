@@ -144,8 +144,8 @@ def regression_table(trainer: pl.Trainer, model: Any, cov_type: str, alpha: floa
     if cov_type in HC_TYPES:  # the second pass: residuals and leverages of every training row
         ranks = Ranks.of(trainer)
         robust = HCAccumulator(fit, (cov_type,))
-        for features, targets in data.chunks("train", ranks.rank, ranks.world_size):
-            robust.update(features, targets)
+        for features, targets, weights in data.chunks("train", ranks.rank, ranks.world_size):
+            robust.update(features, targets, weights=weights)
         robust = HCAccumulator.from_vector(fit, ranks.sum(robust.to_vector()), (cov_type,))
     table.results, table.valid, table.fit = ols_results(fit, cov_type, robust), True, fit
     return table
@@ -172,6 +172,8 @@ def logistic_table(trainer: pl.Trainer, model: Any, cov_type: str, alpha: float)
         reasons.append(f"the model was trained on loss={model.hparams.get('loss')!r}, not the log-likelihood")
     if not model.fit_intercept:
         reasons.append("inference needs a model with a bias (statsmodels' add_constant)")
+    if model.hparams.get("class_weight") is not None:
+        reasons.append("class_weight reweights the likelihood by class; the table would not be a Logit's")
     if final is None:
         reasons.append("no log-loss sums (too many parameters for a Hessian)")
     results = None

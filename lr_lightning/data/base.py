@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from lr_lightning.data.checks import stage_problems, validate_arrays
-from lr_lightning.data.contract import ArrayData, ScalingStatistics
+from lr_lightning.data.contract import ArrayData, Chunk, ScalingStatistics
 from lr_lightning.data.description import DataDescription, DataNames
 from lr_lightning.data.loader import EpochSeededLoader
 from lr_lightning.data.ranks import Ranks
@@ -223,6 +223,9 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
             self._reference = TrainingReference()
             self._data = None  # the store holds what is needed; the source (float64 for scikit-learn) goes
         if stage == "fit" and self._scaling is None:
+            weights = self._store.read_weights("train")
+            if weights is not None and not weights.any():
+                raise InputError(f"{self.description.source}: every training row has weight 0; nothing to fit")
             self._scaling = self._fit_scaling(distributed=True)
 
     @property
@@ -251,6 +254,18 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         if self._scaling is None:
             self._scaling = self._fit_scaling(distributed=False)
         return self._scaling
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the rows carry sample weights (``weights``): batches are then ``(features, targets, weights)``."""
+        return self.description.weighted
+
+    def class_counts(self) -> np.ndarray:
+        """Return how many training rows each class has, (C,) int64, in one pass over the labels (classification)."""
+        counts = np.zeros(self.num_classes, np.int64)
+        for _, labels, _ in self.store.chunks("train"):
+            counts += np.bincount(labels, minlength=len(counts))
+        return counts
 
     def rows_in_memory(self, split: str) -> tuple[Tensor, Tensor] | None:
         """Raw features and targets of ``split`` when the store holds them in memory; ``None`` on disk."""
@@ -284,8 +299,8 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         """
         return self._reference.solution(self.store, fit_intercept)
 
-    def chunks(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stream ``split`` (rank ``rank``'s covering shard of it): raw features (n, D) float64 and targets, chunked.
+    def chunks(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[Chunk]:
+        """Stream ``split`` (rank ``rank``'s covering shard of it): raw features (n, D) float64, targets, weights.
 
         See :meth:`~lr_lightning.data.stores.base.RowStore.chunks`: the second pass of a Newton epoch, the
         certificates' passes; one chunk in memory at a time, whatever the store.

@@ -147,6 +147,8 @@ def validate_arrays(data: ArrayData, task: str) -> None:
         raise InputError(f"{where}: no data (features of shape {features.shape})")
     if targets.shape[0] != features.shape[0]:
         raise InputError(f"{where}: {features.shape[0]} rows of features but {targets.shape[0]} rows of targets")
+    if data.weights is not None and data.weights.shape != (features.shape[0],):
+        raise InputError(f"{where}: {features.shape[0]} rows but weights of shape {data.weights.shape}")
     if len(data.feature_names) != features.shape[1]:
         raise InputError(f"{where}: {len(data.feature_names)} feature names for {features.shape[1]} features")
     if task == "regression" and targets.ndim not in (1, 2):

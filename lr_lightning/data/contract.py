@@ -18,11 +18,15 @@ if TYPE_CHECKING:
     from lr_lightning.closed_form import LeastSquaresSolution
     from lr_lightning.streaming import LeastSquaresState
 
-__all__ = ["SPLITS", "TASKS", "ArrayData", "PredictionData", "ScalingStatistics", "Task", "TrainingData"]
+__all__ = ["SPLITS", "TASKS", "ArrayData", "Chunk", "PredictionData", "ScalingStatistics", "Task", "TrainingData"]
 
 #: What a model solves and a DataModule's targets are: real values (N, K) or class labels (N,).
 Task = Literal["regression", "classification"]
 TASKS: tuple[Task, ...] = ("regression", "classification")
+
+#: A streamed piece of a split: raw features (n, D) float64, targets (n, K) float64 or labels (n,) int64, and the
+#: rows' sample weights (n,) float64, ``None`` when the data has none (every row weighs 1).
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 #: The row sets a DataModule serves; ``predict`` is every row of the data (or of its predict file).
 SPLITS = ("train", "val", "test", "predict")
@@ -57,6 +61,8 @@ class ArrayData:
             file has them; ``None`` otherwise. Predicting on all rows uses ``targets``.
         unlabelled: why the rows have no targets (a file to predict on, without its target column); ``targets``
             then holds zeros standing in, and only ``predict`` runs. ``None``: the targets are real.
+        weights: the sample weight of each row, float64 (N,), checked (:mod:`lr_lightning.data.weights`);
+            ``None``: every row weighs 1. The rows to predict on have none.
 
     """
 
@@ -73,6 +79,7 @@ class ArrayData:
     values_checked: bool = False
     predict_targets: np.ndarray | None = None
     unlabelled: str | None = None
+    weights: np.ndarray | None = None
 
 
 @dataclass
@@ -122,6 +129,15 @@ class TrainingData(Protocol):
         """Return the standardization fitted on the training rows."""
         ...
 
+    @property
+    def weighted(self) -> bool:
+        """Whether the rows carry sample weights: batches are then ``(features, targets, weights)``."""
+        ...
+
+    def class_counts(self) -> np.ndarray:
+        """Return how many training rows each of the C classes has, (C,) int64 (classification only)."""
+        ...
+
     def rows_in_memory(self, split: str) -> tuple[Tensor, Tensor] | None:
         """Raw features (n, D) and targets (n, K) or labels (n,) of a split, or ``None`` when they stay on disk."""
         ...
@@ -138,8 +154,8 @@ class TrainingData(Protocol):
         """Return the float64 least-squares fit of the training rows (solved once), ``None`` for class labels."""
         ...
 
-    def chunks(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stream a split (one rank's covering shard of it): raw features (n, D) and targets in float64, chunked."""
+    def chunks(self, split: str, rank: int = 0, world_size: int = 1) -> Iterator[Chunk]:
+        """Stream a split (one rank's covering shard of it): raw features (n, D), targets and weights, chunked."""
         ...
 
     def stream_training_rows(self, streaming: bool) -> None:

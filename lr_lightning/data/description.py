@@ -27,6 +27,7 @@ class DataDescription:
         class_names: the C class names (classification only).
         too_large_for_float32: the message naming a value float32 cannot hold; raised unless training in float64.
         split_problems: stage (``"fit"``, ``"validate"``, ``"test"``; ``"any"``: every stage) -> why it cannot run.
+        weighted: the rows carry sample weights.
 
     """
 
@@ -36,6 +37,7 @@ class DataDescription:
     class_names: list[str] | None
     too_large_for_float32: str | None
     split_problems: dict[str, str]
+    weighted: bool = False
 
     @classmethod
     def of(cls, data: ArrayData, split_problems: dict[str, str]) -> DataDescription:
@@ -47,6 +49,7 @@ class DataDescription:
             class_names=list(data.class_names) if data.class_names is not None else None,
             too_large_for_float32=data.too_large_for_float32,
             split_problems=split_problems,
+            weighted=data.weights is not None,
         )
 
     def check_stage(self, stage: str, dtype: torch.dtype) -> None:

@@ -19,10 +19,13 @@ from lr_lightning.data.readers import (
     Table,
     as_names,
     check_delimiter,
+    column_names,
     encode_labels,
     read_table,
     read_text_columns,
+    row_namer,
 )
+from lr_lightning.data.weights import check_weights, parse_weights, require_positive
 from lr_lightning.errors import InputError, require
 
 __all__ = ["FILE_FORMATS", "FileDataModule"]
@@ -80,6 +83,10 @@ class FileDataModule(InMemoryDataModule):
         delimiter: the character between a CSV file's cells (``";"``, a tab ``"\t"``); CSV files only.
         class_names: the classes, in order (a checkpoint's, so that a new file's labels mean what they meant in
             training); every label must be one of them. Default: the sorted labels of the files.
+        weights: the column of sample weights (numbers >= 0, not all 0; CSV, Parquet and ``.npy``): each row counts
+            that many times in the fit (:mod:`lr_lightning.data.weights`). It is neither a feature nor a target
+            (the default target is then the last other column). Split files need the column too; a predict file
+            does not. ``None``: every row weighs 1.
         val_fraction: share of rows held out for validation when there is no ``val_path`` (0: all rows).
         test_fraction: share of rows held out for testing when there is no ``test_path`` (0: all rows).
         **kwargs: the other options of every DataModule (``batch_size``, ``standardize``, ``standardize_targets``,
@@ -99,6 +106,7 @@ class FileDataModule(InMemoryDataModule):
         predict_path: str | None = None,
         class_names: list[str] | None = None,
         delimiter: str = ",",
+        weights: str | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
         **kwargs: Any,
@@ -119,6 +127,7 @@ class FileDataModule(InMemoryDataModule):
         self.predict_path = predict_path
         check_delimiter(delimiter)
         self.delimiter = delimiter
+        self.weights = None if weights is None else str(weights)
         self.known_classes = [str(name) for name in class_names] if class_names is not None else None
         if self.known_classes is not None and task != "classification":
             raise InputError(f"class_names {self.known_classes} is for classification; this data's task is {task}")
@@ -145,9 +154,37 @@ class FileDataModule(InMemoryDataModule):
         """Whether ``path`` may lack the targets: both are named (a ``.npz`` names arrays, not columns)."""
         return self.features is not None and self.targets is not None and not self.path.lower().endswith(".npz")
 
+    def _weighted_columns(self) -> tuple[list[str] | None, list[str] | None]:
+        """Return the feature and target names to read: the user's, and without the weight column by default."""
+        if self.weights is None:
+            return self.features, self.targets
+        columns = column_names(self.path, delimiter=self.delimiter)
+        if columns is None:
+            raise InputError(f"weights: {self.path} is a .npz file, which has no columns; use CSV, Parquet or .npy")
+        if self.weights not in columns:
+            raise InputError(f"{self.path}: no weight column {self.weights!r} (weights); the columns are {columns}")
+        for role, names in (("feature", self.features), ("target", self.targets)):
+            if names is not None and self.weights in names:
+                raise InputError(f"{self.path}: column {self.weights!r} is both a {role} and the weights")
+        others = [name for name in columns if name != self.weights]
+        targets = self.targets if self.targets is not None else others[-1:]
+        features = self.features if self.features is not None else [c for c in others if c not in targets]
+        return features, targets
+
+    def _read_weights(self, path: str) -> np.ndarray:
+        """Read the weight column of one file, checked; ``.npy`` columns directly, others as the file's text."""
+        assert self.weights is not None
+        if path.lower().endswith(".npy"):
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            column = int(self.weights[1:])  # c0, c1, ...: the reader checked the name
+            return check_weights(array[:, column], self.weights, row_namer(path))
+        cells = read_text_columns(path, [self.weights], delimiter=self.delimiter)[self.weights]
+        return parse_weights(cells, self.weights, row_namer(path, delimiter=self.delimiter))
+
     def load_arrays(self) -> ArrayData:
         """Read the data file(s), check them, and encode class labels."""
-        main = self._read(self.path, self.features, self.targets, need_targets=not self._targets_optional)
+        feature_columns, target_columns = self._weighted_columns()
+        main = self._read(self.path, feature_columns, target_columns, need_targets=not self._targets_optional)
         unlabelled = None
         if main.targets is None:  # a new file to predict on
             assert self.targets is not None
@@ -179,6 +216,11 @@ class FileDataModule(InMemoryDataModule):
                     table.targets = labels
             elif class_names is None:
                 raise InputError(f"{unlabelled}, and without labels the classes are unknown: name them (class_names)")
+
+        weights = None
+        if self.weights is not None and unlabelled is None:
+            weights = np.concatenate([self._read_weights(source) for source in sources])
+            require_positive(weights, self.weights, ", ".join(sources))
 
         split_sizes = None
         targets: np.ndarray | None
@@ -220,6 +262,7 @@ class FileDataModule(InMemoryDataModule):
             split_sources=(self.val_path, self.test_path),
             too_large_for_float32=next((table.too_large for table in tables if table.too_large), None),
             values_checked=True,  # read_table checked every cell, naming its file and line
+            weights=weights,
         )
 
     def predict_columns(self, names: list[str]) -> dict[str, list[str]]:

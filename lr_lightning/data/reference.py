@@ -56,7 +56,7 @@ def gather_state(state: LeastSquaresState, ranks: Ranks) -> LeastSquaresState:
 
 
 def training_state(store: RowStore, ranks: Ranks | None = None) -> LeastSquaresState | None:
-    """Stream the training rows of a regression ``store`` into a float64 least-squares state.
+    """Stream the training rows of a regression ``store`` into a float64 least-squares state (weighted if they are).
 
     Args:
         store: the rows (in memory or on disk); targets (N, K).
@@ -74,8 +74,8 @@ def training_state(store: RowStore, ranks: Ranks | None = None) -> LeastSquaresS
     ranks = ranks or Ranks()
     state = LeastSquaresState(num_features, num_targets)
     rows = chunk_rows_for(num_features + num_targets)
-    for features, targets in store.chunks("train", rows, ranks.rank, ranks.world_size):
-        state.update(features, targets.reshape(len(targets), -1))
+    for features, targets, weights in store.chunks("train", rows, ranks.rank, ranks.world_size):
+        state.update(features, targets.reshape(len(targets), -1), weights=weights)
     return gather_state(state, ranks)
 
 

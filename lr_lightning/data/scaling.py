@@ -28,22 +28,33 @@ class ColumnMoments:
     r"""Count, mean and sum of squared deviations of each column over some rows, float64; mergeable.
 
     Attributes:
-        count: number of rows n.
+        count: number of rows n (the sum of the rows' weights when weighted).
         mean: column means, shape (C,).
         squared_deviations: :math:`M_2 = \sum_i (x_i - \bar x)^2` per column, shape (C,).
 
     """
 
-    count: int
+    count: float
     mean: np.ndarray
     squared_deviations: np.ndarray
 
     @classmethod
-    def of(cls, values: np.ndarray) -> ColumnMoments:
-        """Moments of the rows of ``values`` (n, C), two passes over rows that are in memory."""
+    def of(cls, values: np.ndarray, weights: np.ndarray | None = None) -> ColumnMoments:
+        r"""Moments of the rows of ``values`` (n, C), two passes over rows that are in memory.
+
+        With ``weights`` (n,) the moments are weighted (scikit-learn's ``StandardScaler(sample_weight=...)``): the
+        count is :math:`\sum_i w_i`, the mean :math:`\sum_i w_i x_i / \sum_i w_i` and
+        :math:`M_2 = \sum_i w_i (x_i - \bar x)^2`.
+        """
         values = values.astype(np.float64, copy=False)
-        mean = values.mean(axis=0)
-        return cls(len(values), mean, np.square(values - mean).sum(axis=0))
+        if weights is None:
+            mean = values.mean(axis=0)
+            return cls(len(values), mean, np.square(values - mean).sum(axis=0))
+        total = float(weights.sum())
+        if total == 0:
+            return cls(0.0, np.zeros(values.shape[1]), np.zeros(values.shape[1]))
+        mean = weights @ values / total
+        return cls(total, mean, weights @ np.square(values - mean))
 
     def merge(self, other: ColumnMoments) -> ColumnMoments:
         r"""Moments of both sets of rows (Chan, Golub and LeVeque's pairwise update).
@@ -80,7 +91,7 @@ class ColumnMoments:
     def unpack(cls, packed: np.ndarray) -> ColumnMoments:
         """Rebuild the moments packed by :meth:`pack`."""
         width = (len(packed) - 1) // 2
-        return cls(int(packed[0]), packed[1 : 1 + width], packed[1 + width :])
+        return cls(float(packed[0]), packed[1 : 1 + width], packed[1 + width :])
 
 
 def split_moments(
@@ -93,8 +104,8 @@ def split_moments(
     """
     ranks = ranks or Ranks()
     features = targets = None
-    for x, y in store.chunks(split, chunk_rows, ranks.rank, ranks.world_size):
-        x_moments, y_moments = ColumnMoments.of(x), ColumnMoments.of(y.reshape(len(y), -1))
+    for x, y, w in store.chunks(split, chunk_rows, ranks.rank, ranks.world_size):
+        x_moments, y_moments = ColumnMoments.of(x, w), ColumnMoments.of(y.reshape(len(y), -1), w)
         features = x_moments if features is None else features.merge(x_moments)
         targets = y_moments if targets is None else targets.merge(y_moments)
     assert features is not None and targets is not None, "a training split has rows"
@@ -121,8 +132,9 @@ def fit_scaling(
     """Standardization of features (and regression targets) from the training rows of ``store``.
 
     Each column is centred and divided by its population standard deviation over the training rows (as
-    scikit-learn's ``StandardScaler``). A column constant on those rows keeps scale 1 (it is only centred, so
-    there is no division by zero) and a warning names it. Unstandardized columns get mean 0 and scale 1.
+    scikit-learn's ``StandardScaler``; weighted by the rows' sample weights when they have some). A column
+    constant on those rows keeps scale 1 (it is only centred, so there is no division by zero) and a warning
+    names it. Unstandardized columns get mean 0 and scale 1.
 
     Args:
         store: the rows, any store.

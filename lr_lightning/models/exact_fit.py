@@ -43,6 +43,7 @@ from torch import Tensor
 from lr_lightning.closed_form import RankDeficiencyWarning
 from lr_lightning.data.ranks import Ranks
 from lr_lightning.data.reference import gather_state
+from lr_lightning.errors import InputError
 from lr_lightning.models.ridge_selection import choose_strength
 from lr_lightning.streaming import LeastSquaresState, solve
 
@@ -61,12 +62,18 @@ class ExactFit:
         )
         self.state = LeastSquaresState(model.linear.in_features, model.linear.out_features)  # of the raw rows
         self.done = False
+        data = model.training_data()
+        if model.l2_path is not None and data is not None and data.weighted:
+            raise InputError(
+                "l2_path: choosing l2_strength by leave-one-out or GCV does not take sample weights; set one "
+                "l2_strength, or remove the data's weights"
+            )
 
-    def update(self, features: Tensor, targets: Tensor) -> None:
-        """Fold a chunk of raw features (n, D) and targets (n, K) or (n,), any float dtype, in float64."""
+    def update(self, features: Tensor, targets: Tensor, weights: Tensor | None = None) -> None:
+        """Fold a chunk of raw features (n, D), targets (n, K) or (n,) and weights (n,) or None, in float64."""
         x = features.detach().to("cpu", torch.float64).numpy()
         y = targets.detach().to("cpu", torch.float64).numpy().reshape(x.shape[0], -1)
-        self.state.update(x, y)
+        self.state.update(x, y, weights=None if weights is None else weights.detach().to("cpu", torch.float64).numpy())
 
     def _shifted(self, state: LeastSquaresState) -> LeastSquaresState:
         """Return the state of the rows shifted by the buffers, (x - mu, y - t): the same R, the means moved."""
@@ -106,5 +113,5 @@ class ExactFit:
         if layer.bias is not None:
             bias = solution.intercept_ / target_scale  # (K,)
             layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype, device=layer.bias.device))
-        data_loss = float(np.sum(solution.rss_ / target_scale**2) / (state.n_rows * state.n_targets))
+        data_loss = float(np.sum(solution.rss_ / target_scale**2) / (state.weight_sum * state.n_targets))
         return float(model.penalty()) + data_loss

@@ -30,7 +30,7 @@ Hessian) the solver is refused and the certificate skipped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -86,6 +86,12 @@ class _Parameters:
             layer.bias.copy_(torch.as_tensor(bias, dtype=layer.bias.dtype, device=layer.bias.device))
 
 
+def _row_weights(model: LogisticRegression, labels: Any, weights: Any) -> np.ndarray | None:
+    """Float64 weights (n,) of a chunk's rows: sample weights times class weights; ``None`` when every row weighs 1."""
+    row_weights = model.row_weights(torch.as_tensor(labels), None if weights is None else torch.as_tensor(weights))
+    return None if row_weights is None else row_weights.detach().to("cpu", torch.float64).numpy()
+
+
 def _training_data(model: pl.LightningModule) -> TrainingData:
     data = trainer_datamodule(model.trainer)
     if not isinstance(data, TrainingData):
@@ -97,15 +103,18 @@ class NewtonEpoch:
     """One epoch of the Newton solver for ``model``: :meth:`update` per chunk, then :meth:`step`."""
 
     def __init__(self, model: LogisticRegression) -> None:
+        self.model = model
         self.parameters = _Parameters(model)
         self.theta = self.parameters.read(model)
         self.sums = NewtonSums(self.parameters.layout)
         self.done = False
 
-    def update(self, features: Tensor, labels: Tensor) -> None:
-        """Add a chunk of raw features (n, D) and labels (n,) at the epoch's starting parameters."""
+    def update(self, features: Tensor, labels: Tensor, weights: Tensor | None = None) -> None:
+        """Add a chunk of raw features (n, D), labels (n,) and sample weights (n,) at the epoch's parameters."""
         x = features.detach().to("cpu", torch.float64).numpy()
-        self.sums.add(x, labels.detach().cpu().numpy(), self.theta, self.parameters.mean, self.parameters.scale)
+        y = labels.detach().cpu().numpy()
+        w = _row_weights(self.model, y, weights)
+        self.sums.add(x, y, self.theta, self.parameters.mean, self.parameters.scale, weights=w)
 
     def finish(self, model: LogisticRegression) -> float:
         """Take the epoch's Newton step (:meth:`step`), log ``log_loss_gap``; return the objective (``train_loss``)."""
@@ -134,8 +143,11 @@ class NewtonEpoch:
             return step
         search = LineSearchSums(layout)
         data = _training_data(model)
-        for features, labels in data.chunks("train", ranks.rank, ranks.world_size):
-            search.add(features, labels, self.theta, step.direction, self.parameters.mean, self.parameters.scale)
+        for features, labels, weights in data.chunks("train", ranks.rank, ranks.world_size):
+            w = _row_weights(model, labels, weights)
+            search.add(
+                features, labels, self.theta, step.direction, self.parameters.mean, self.parameters.scale, weights=w
+            )
         search = LineSearchSums.from_vector(layout, tuple(search.steps), ranks.sum(search.to_vector()))
         size = choose_step(search, step, self.theta, l2)
         if size == 0:  # rounding swamps the decrease: the weights stay, and the logged gap says how close they are
@@ -177,9 +189,11 @@ def final_sums(trainer: pl.Trainer, pl_module: pl.LightningModule) -> FinalSums 
     sums = NewtonSums(parameters.layout)
     counts = np.zeros(pl_module.num_classes)
     ranks = Ranks.of(trainer)
-    for features, labels in _training_data(pl_module).chunks("train", ranks.rank, ranks.world_size):
-        sums.add(features, labels, theta, parameters.mean, parameters.scale)
-        counts += np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=pl_module.num_classes)
+    for features, labels, weights in _training_data(pl_module).chunks("train", ranks.rank, ranks.world_size):
+        w = _row_weights(pl_module, labels, weights)
+        sums.add(features, labels, theta, parameters.mean, parameters.scale, weights=w)
+        labels = np.asarray(labels).reshape(-1).astype(np.int64)
+        counts += np.bincount(labels, weights=w, minlength=pl_module.num_classes)
     merged = ranks.sum(np.concatenate([sums.to_vector(), counts]))
     size = merged.shape[0] - pl_module.num_classes
     return FinalSums(NewtonSums.from_vector(parameters.layout, merged[:size]), theta, merged[size:])

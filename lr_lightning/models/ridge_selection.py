@@ -145,7 +145,7 @@ def _leave_one_out(
     total = accumulator.merge_arrays({"n_rows": 0, "l2_strengths": strengths, "squared_error_sum": zeros})
     feature_shift = model.feature_mean.detach().double().cpu().numpy()  # (D,), as the first pass
     target_shift = model.target_mean.detach().double().cpu().numpy()  # (K,)
-    for features, targets in data.chunks("train", ranks.rank, ranks.world_size):
+    for features, targets, _ in data.chunks("train", ranks.rank, ranks.world_size):  # unweighted (ExactFit)
         shifted = np.asarray(targets, dtype=np.float64).reshape(len(features), -1) - target_shift
         accumulator.update(np.asarray(features, dtype=np.float64) - feature_shift, shifted)
     if ranks.all_gather is None:

@@ -29,8 +29,11 @@ class EpochPass(Protocol):
     #: Whether :meth:`finish` has run this epoch.
     done: bool
 
-    def update(self, features: Tensor, targets: Tensor) -> None:
-        """Fold a chunk of raw features (n, D) and targets (n, K) or labels (n,) into the epoch's sums."""
+    def update(self, features: Tensor, targets: Tensor, weights: Tensor | None = None) -> None:
+        """Fold a chunk of raw features (n, D), targets (n, K) or labels (n,) and sample weights (n,) into the sums.
+
+        ``weights`` is ``None`` when the data has none (every row weighs 1).
+        """
         ...
 
     def finish(self, model: Any) -> float | None:

@@ -18,7 +18,16 @@ from lr_lightning.data.readers.csv_reader import check_delimiter, read_csv
 from lr_lightning.data.readers.labels import encode_labels
 from lr_lightning.data.readers.numpy_reader import read_npy, read_npz
 from lr_lightning.data.readers.parquet_reader import read_parquet
-from lr_lightning.data.readers.text_columns import ReadText, csv_text, npy_text, parquet_text, read_text_columns
+from lr_lightning.data.readers.text_columns import (
+    ReadText,
+    RowNamer,
+    column_names,
+    csv_text,
+    npy_text,
+    parquet_text,
+    read_text_columns,
+    row_namer,
+)
 from lr_lightning.errors import InputError
 
 __all__ = [
@@ -27,13 +36,16 @@ __all__ = [
     "ReadColumns",
     "ReadText",
     "Reader",
+    "RowNamer",
     "Table",
     "as_names",
     "check_delimiter",
+    "column_names",
     "encode_labels",
     "find_reader",
     "read_table",
     "read_text_columns",
+    "row_namer",
 ]
 
 

@@ -6,6 +6,7 @@ rows must be exactly the numeric reader's: a CSV skips the blank and whitespace-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -17,7 +18,19 @@ from lr_lightning.data.readers.numpy_reader import load_npy, npy_column_names
 from lr_lightning.data.readers.parquet_reader import parquet_header
 from lr_lightning.errors import InputError
 
-__all__ = ["ReadText", "csv_text", "npy_text", "parquet_text", "read_text_columns"]
+__all__ = [
+    "ReadText",
+    "RowNamer",
+    "column_names",
+    "csv_text",
+    "npy_text",
+    "parquet_text",
+    "read_text_columns",
+    "row_namer",
+]
+
+#: How messages name data row ``i`` (0-based, in the rows' order) of a file: ``"houses.csv, row 7"``.
+RowNamer = Callable[[int], str]
 
 
 class ReadText(Protocol):
@@ -106,3 +119,34 @@ def read_text_columns(path: str, names: list[str], *, delimiter: str = ",") -> d
         return reader.read_text(file, list(dict.fromkeys(names)), delimiter=delimiter)
     except OSError as error:  # no permission to read, an I/O error
         raise InputError(f"{path}: cannot read the file ({error.strerror or error})") from None
+
+
+def row_namer(path: str, *, delimiter: str = ",") -> RowNamer:
+    """Return how messages name the data rows of ``path``: a CSV's line number (the header is line 1), else the index.
+
+    The CSV's lines are scanned only when a message needs one (a mistake is rare; reading the file again is then
+    fine), so the rows of :func:`read_text_columns` map to the lines a text editor shows, blank lines skipped.
+    """
+    if not path.lower().endswith(".csv"):
+        return lambda row: f"{path}, row {row}"
+    lines: list[int] = []
+
+    def name(row: int) -> str:
+        if not lines:
+            file = Path(path)
+            lines.extend(line for line, _ in data_rows(file, read_header(file, delimiter), delimiter))
+        return f"{path}, row {lines[row]}"
+
+    return name
+
+
+def column_names(path: str, *, delimiter: str = ",") -> list[str] | None:
+    """Return the column names of a CSV, Parquet or ``.npy`` file (``c0``, ``c1``, ...); ``None`` for a ``.npz``."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return read_header(Path(path), delimiter)
+    if suffix == ".parquet":
+        return parquet_header(Path(path))
+    if suffix == ".npy":
+        return npy_column_names(load_npy(Path(path)))
+    return None

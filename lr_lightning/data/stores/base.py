@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lr_lightning.data.contract import ArrayData
+from lr_lightning.data.contract import ArrayData, Chunk
 from lr_lightning.data.loader import EpochSeededLoader, shard_bounds
 from lr_lightning.data.rows import CHUNK_ROWS
 
@@ -93,6 +93,13 @@ class RowStore(ABC):
     #: Features (N, D) and targets (N, K) or labels (N,): tensors, or arrays on disk.
     features: Any
     targets: Any
+    #: Sample weights (N,), a tensor or an array; ``None`` when every row weighs 1.
+    weights: Any = None
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the rows carry sample weights (batches are then ``(features, targets, weights)``)."""
+        return self.weights is not None
 
     def __init__(self, split: RowSplit, dtype: torch.dtype, task: str) -> None:
         self.split = split
@@ -131,6 +138,10 @@ class RowStore(ABC):
         """Raw features (n, D) and targets (n, K) or labels (n,) of ``split``, as tensors in memory."""
 
     @abstractmethod
+    def read_weights(self, split: str) -> Tensor | None:
+        """Sample weights (n,) of ``split`` in the order of :meth:`read`, in the training dtype; ``None`` if none."""
+
+    @abstractmethod
     def predict_features(self) -> Tensor:
         """Features (M, D) to predict on, in the user's row order (the predict file's, or the source's)."""
 
@@ -139,12 +150,10 @@ class RowStore(ABC):
         """Actual targets (M, K) or labels (M,) of :meth:`predict_features`' rows, ``None`` when there are none."""
 
     @abstractmethod
-    def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-        """Positions ``first .. last - 1`` of ``split``: features (n, D) and targets (n, K) or (n,) as arrays."""
+    def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Positions ``first .. last - 1`` of ``split``: features (n, D), targets (n, K) or (n,), weights or None."""
 
-    def chunks(
-        self, split: str, chunk_rows: int = CHUNK_ROWS, rank: int = 0, world_size: int = 1
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def chunks(self, split: str, chunk_rows: int = CHUNK_ROWS, rank: int = 0, world_size: int = 1) -> Iterator[Chunk]:
         """Stream ``split``: features and targets, ``chunk_rows`` rows at a time, in float64.
 
         Under DDP (``world_size`` > 1) the pass covers only rank ``rank``'s contiguous shard of the split (the
@@ -152,15 +161,17 @@ class RowStore(ABC):
         one chunk, whatever the split's size.
 
         Yields:
-            Features (n, D) float64 and targets (n, K) float64 (regression) or labels (n,) int64.
+            Features (n, D) float64, targets (n, K) float64 (regression) or labels (n,) int64, and the rows'
+            weights (n,) float64, or ``None`` when the data has none.
 
         """
         offset, rows = shard_bounds(self.split.size(split), rank, world_size, equal_shards=False)
         for first in range(offset, offset + rows, chunk_rows):
-            features, targets = self._chunk(split, first, min(first + chunk_rows, offset + rows))
+            features, targets, weights = self._chunk(split, first, min(first + chunk_rows, offset + rows))
             yield (
                 features.astype(np.float64, copy=False),
                 targets.astype(np.int64 if self.task == "classification" else np.float64, copy=False),
+                None if weights is None else weights.astype(np.float64, copy=False),
             )
 
     @abstractmethod

@@ -64,10 +64,12 @@ class MemmapStore(RowStore):
         targets: np.ndarray,
         predict: np.ndarray | None,
         actual: np.ndarray | None,
+        weights: np.ndarray | None = None,
     ) -> None:
         super().__init__(split, dtype, task)
         self.features = features  # (N, D), on disk
         self.targets = targets  # (N, K) float or (N,) int labels, as the source gave them
+        self.weights = weights  # (N,) float64 sample weights, or None: every row weighs 1
         self._predict = predict  # (M, D) from a predict file, else None
         self._actual = actual  # targets of the rows predicted on, if known (the predict file's, or ``targets``)
         self._blocks = split
@@ -102,7 +104,7 @@ class MemmapStore(RowStore):
         targets = target_matrix(data.targets, task)
         actual = data.predict_targets if data.predict_features is not None else None if data.unlabelled else targets
         actual = target_matrix(actual, task) if actual is not None else None
-        return cls(split, dtype, task, data.features, targets, data.predict_features, actual)
+        return cls(split, dtype, task, data.features, targets, data.predict_features, actual, data.weights)
 
     def _predict_source(self) -> np.ndarray:
         return self._predict if self._predict is not None else self.features
@@ -113,10 +115,17 @@ class MemmapStore(RowStore):
         features = self._blocks.gather(self.features, split, feature_dtype)
         return torch.from_numpy(features), torch.from_numpy(self._blocks.gather(self.targets, split, target_dtype))
 
-    def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    def read_weights(self, split: str) -> Tensor | None:
+        """Return the weights of ``split`` in the order of :meth:`read` (``None`` when the rows have none)."""
+        if self.weights is None:
+            return None
+        return torch.from_numpy(self._blocks.gather(self.weights, split, self.numpy_dtypes[0]))
+
+    def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         rows = self._blocks.blocks[split].positions(first, last)
         features = read_rows(self.features, rows, np.float64, PageReleaser(self.features))
-        return features, read_rows(self.targets, rows, self.targets.dtype, PageReleaser(self.targets))
+        targets = read_rows(self.targets, rows, self.targets.dtype, PageReleaser(self.targets))
+        return features, targets, None if self.weights is None else read_rows(self.weights, rows, np.float64)
 
     def predict_features(self) -> Tensor:
         """Every row of the predict file (or of the source), read into memory in file order."""
@@ -146,6 +155,8 @@ class MemmapStore(RowStore):
                 (feature_dtype, target_dtype),
                 self._blocks.blocks[split],
             )
+            if self.weights is not None:
+                arrays, dtypes = (*arrays, self.weights), (*dtypes, feature_dtype)
         return DiskBatchLoader(
             arrays,
             dtypes,

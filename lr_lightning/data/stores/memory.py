@@ -69,10 +69,12 @@ class MemoryStore(RowStore):
         predict: Tensor | None,
         actual: Tensor | None,
         actual_from_rows: bool,
+        weights: Tensor | None = None,
     ) -> None:
         super().__init__(split, dtype, task)
         self.features = features  # (N, D), rows in split order
         self.targets = targets  # (N, K) float or (N,) int64
+        self.weights = weights  # (N,) in the training dtype, rows in split order; None: every row weighs 1
         self._predict = predict  # (M, D) from a predict file, else None
         self._actual = actual  # (M, K) or (M,): the predict file's targets, if it has them
         self._actual_from_rows = actual_from_rows  # predicting on the rows themselves, which have real targets
@@ -116,6 +118,7 @@ class MemoryStore(RowStore):
             torch.from_numpy(np.ascontiguousarray(predict, dtype=float_dtype)) if predict is not None else None,
             _as_tensor(target_matrix(actual, task) if actual is not None else None, target_dtype),
             data.predict_features is None and data.unlabelled is None,
+            None if data.weights is None else torch.from_numpy(split.gather(data.weights, "all", float_dtype)),
         )
 
     def read(self, split: str) -> tuple[Tensor, Tensor]:
@@ -123,9 +126,14 @@ class MemoryStore(RowStore):
         rows = self._ordered.bounds[split]
         return self.features[rows], self.targets[rows]
 
-    def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
-        start = self._ordered.bounds[split].start
-        return self.features[start + first : start + last].numpy(), self.targets[start + first : start + last].numpy()
+    def read_weights(self, split: str) -> Tensor | None:
+        """Return a view of the stored weights of ``split`` (``None`` when the rows have none)."""
+        return None if self.weights is None else self.weights[self._ordered.bounds[split]]
+
+    def _chunk(self, split: str, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        rows = slice(self._ordered.bounds[split].start + first, self._ordered.bounds[split].start + last)
+        weights = None if self.weights is None else self.weights[rows].numpy()
+        return self.features[rows].numpy(), self.targets[rows].numpy(), weights
 
     def predict_features(self) -> Tensor:
         """Return the predict file's features, else every row gathered back into the source's order (a copy)."""
@@ -143,7 +151,10 @@ class MemoryStore(RowStore):
 
     def loader(self, split: str, options: LoaderOptions) -> InMemoryBatchLoader:
         """Batches of views (or gathered copies when shuffling) of the stored rows."""
-        tensors = (self.predict_features(),) if split == "predict" else self.read(split)
+        tensors: tuple[Tensor, ...] = (self.predict_features(),) if split == "predict" else self.read(split)
+        weights = self.read_weights(split) if split != "predict" else None
+        if weights is not None:
+            tensors = (*tensors, weights)
         return InMemoryBatchLoader(
             *tensors,
             **asdict(options),
