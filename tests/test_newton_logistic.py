@@ -180,7 +180,7 @@ def test_vector_round_trip_and_layout():
     sums.add(np.ones((5, 4)), np.array([0, 1, 2, 1, 0]), theta)
     again = NewtonSums.from_vector(layout, sums.to_vector())
     np.testing.assert_array_equal(again.to_vector(), sums.to_vector())
-    assert again.to_vector().shape == (3 + 15 + 15 * 15,)
+    assert again.to_vector().shape == (4 + 15 + 15 * 15,)
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])

@@ -18,16 +18,24 @@ maximum likelihood estimate is the observed (here also expected) Fisher informat
 
 Then, as statsmodels (``statsmodels/discrete/discrete_model.py``): bse :math:`= \sqrt{\mathrm{diag\,cov}}`,
 tvalues :math:`z = \hat\beta / \mathrm{se}` (normal: statsmodels' name), pvalues :math:`2\,\Phi(-|z|)`, conf_int
-:math:`\hat\beta \pm \Phi^{-1}(1 - \alpha/2)\,\mathrm{se}`; llf :math:`= -\sum_i \ell_i`, llnull
+:math:`\hat\beta \pm \Phi^{-1}(1 - \alpha/2)\,\mathrm{se}`; llf :math:`= -\sum_i w_i \ell_i`, llnull
 :math:`= \sum_c n_c \log(n_c / N)` (the intercept-only maximum), prsquared :math:`= 1 - \mathrm{llf}/\mathrm{llnull}`
 (McFadden), llr :math:`= 2 (\mathrm{llf} - \mathrm{llnull})` with llr_pvalue its :math:`\chi^2_{\text{df\_model}}`
-tail; with r the number of non-aliased terms and M = C - 1 (1 binary): df_model = (r - 1) M, df_resid = N - r M,
-aic :math:`= -2\,\mathrm{llf} + 2 r M`, bic :math:`= -2\,\mathrm{llf} + \log(N)\, r M`.
+tail; with r the number of non-aliased terms and M = C - 1 (1 binary): nobs = N, df_model = (r - 1) M, df_resid =
+N - r M, aic :math:`= -2\,\mathrm{llf} + 2 r M`, bic :math:`= -2\,\mathrm{llf} + \log(N)\, r M`.
 
-**Validity** (:func:`check_inference`): the formulas hold at the unpenalized maximum only. Refused: a penalized
-fit, separable rows (no maximum), parameters whose relative gap estimate, the Newton decrement
-:math:`\lambda^2 / 2` over the mean log-loss, exceeds ``tol`` (:math:`\sqrt{N \lambda^2}` is, to leading order,
-the parameters' distance to the maximum in standard-error units). Flagged: aliased terms (singular information),
+**Row weights** :math:`w_i \ge 0` (sums taken with ``weights``; all 1 otherwise) weigh every row's
+log-likelihood, :math:`\ell(\theta) = \sum_i w_i \log p_{i y_i}`, as statsmodels' ``GLM(y, X,
+family=Binomial(), freq_weights=w)`` (binary; ``var_weights=w`` gives the same params, bse and llf, the scale
+being fixed at 1): :math:`n_c` are then the weighted class sums :math:`\sum_{y_i = c} w_i` and N is
+:math:`N_w = \sum_i w_i`. So every statistic above (nobs, df_resid, bic included) follows the ``freq_weights``
+convention, under which integer weights give exactly the statistics of the rows repeated that many times
+(``var_weights`` would count nobs, df_resid and bic's :math:`\log N` in rows instead).
+
+**Validity** (:func:`check_inference`): the formulas hold at the unpenalized maximum only. Refused: a penalized fit,
+separable rows (no maximum), parameters whose relative gap estimate, the Newton decrement :math:`\lambda^2 / 2` over the
+(weighted) mean log-loss, exceeds ``tol`` (:math:`\sqrt{N \lambda^2}` is, to leading order, the parameters' distance to
+the maximum in standard-error units, N being :math:`N_w` with weights). Flagged: aliased terms (singular information),
 whose params, bse and the rest are NaN, the others being the fit without them.
 """
 
@@ -92,9 +100,15 @@ def term_names(num_features: int, feature_names: Sequence[str] | None = None) ->
     return ["const", *names]
 
 
-def class_counts(labels: ArrayLike, num_classes: int) -> np.ndarray:
-    """Return the counts (C,) float64 of labels 0 .. C-1 in one chunk: sum them over chunks and ranks."""
-    return np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=num_classes).astype(np.float64)
+def class_counts(labels: ArrayLike, num_classes: int, weights: ArrayLike | None = None) -> np.ndarray:
+    """Return the counts (C,) float64 of labels (n,) 0 .. C-1 in one chunk: sum them over chunks and ranks.
+
+    With row ``weights`` (n,), the weighted counts: class c's sum of weights, as the sums' ``weight``.
+    """
+    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    if weights is None:
+        return np.bincount(y, minlength=num_classes).astype(np.float64)
+    return np.bincount(y, weights=np.asarray(weights, dtype=np.float64).reshape(-1), minlength=num_classes)
 
 
 def check_inference(
@@ -143,7 +157,8 @@ class LogisticInference:
     """Statistics of a fitted logistic regression, statsmodels' names; K = D + 1 terms, M = C - 1 contrasts.
 
     ``params`` and ``bse`` are (K,) binary or (K, M) multi-class (column c - 1: class c against class 0);
-    ``cov`` (M K, M K) is contrast-major, terms in ``term_names`` order.
+    ``cov`` (M K, M K) is contrast-major, terms in ``term_names`` order. ``nobs`` is the rows' total weight (their
+    number without weights), as GLM's ``wnobs`` with ``freq_weights``.
     """
 
     params: np.ndarray
@@ -151,7 +166,7 @@ class LogisticInference:
     cov: np.ndarray
     llf: float
     llnull: float
-    nobs: int
+    nobs: float
     df_model: float
     df_resid: float
     term_names: list[str]
@@ -235,6 +250,8 @@ def logistic_inference(
 ) -> LogisticInference:
     """Return the statistics of the fit theta (P,) from its merged ``sums`` and class ``counts`` (C,).
 
+    With weighted sums, ``counts`` are the weighted ones (:func:`class_counts` with the same ``weights``).
+
     ``mean`` and ``scale`` (D,) are the standardization the sums were taken with (None: 0 and 1). Raises
     :class:`InputError` with :attr:`InferenceCheck.reason` if ``refuse`` and the check refuses (penalized,
     separable, unconverged); aliased terms are never refused, only flagged (NaN).
@@ -245,8 +262,12 @@ def logistic_inference(
         raise InputError(f"no inference: {check.reason}")
     num_classes = 2 if layout.num_outputs == 1 else layout.num_outputs
     counts = np.asarray(counts, dtype=np.float64).reshape(-1)
-    if len(counts) != num_classes or abs(counts.sum() - sums.count) > 0.5 or (counts < 0).any():
-        raise InputError(f"class counts {counts.tolist()} do not count {sums.count:g} rows in {num_classes} classes")
+    total = sums.weight
+    if len(counts) != num_classes or not np.isclose(counts.sum(), total, rtol=1e-9, atol=0) or (counts < 0).any():
+        raise InputError(
+            f"class counts {counts.tolist()} of {num_classes} classes do not add up to the sums' {total:g} rows "
+            "(their total weight, with row weights)"
+        )
     params_std, information = contrasts(layout, theta, sums.hessian)
     block = information[: layout.width, : layout.width]
     kept = kept_terms(block)
@@ -260,10 +281,10 @@ def logistic_inference(
         bse=bse[0] if binary else bse.T,
         cov=cov,
         llf=-sums.loss,
-        llnull=float(special.xlogy(counts, counts / sums.count).sum()),
-        nobs=round(sums.count),
+        llnull=float(special.xlogy(counts, counts / total).sum()),
+        nobs=total,
         df_model=float((rank - 1) * contrast_count),
-        df_resid=float(sums.count - rank * contrast_count),
+        df_resid=float(total - rank * contrast_count),
         term_names=term_names(layout.num_features, feature_names),
         check=check,
     )

@@ -65,10 +65,11 @@ def contrasts(layout: Layout, theta: ArrayLike, hessian: np.ndarray) -> tuple[np
 def kept_terms(block: np.ndarray, tol: float = ALIAS_TOLERANCE) -> np.ndarray:
     r"""Return the mask (K,) of non-aliased terms, std order, from one contrast's information block (K, K).
 
-    The block :math:`\sum_i v_i a_i a_i^\top` has positive weights :math:`v_i = p_{ic} (1 - p_{ic})`, so its null
-    space is the design's. Terms are examined in statsmodels' order (const first, then features in order, as R's
-    ``glm``): a term is aliased when its column is in the span of those kept before it, i.e. its residual
-    :math:`1 - R^2` (a Cholesky pivot of the correlation-scaled block) is at most ``tol``; a zero column is aliased.
+    The block :math:`\sum_i v_i a_i a_i^\top` has positive weights :math:`v_i = w_i p_{ic} (1 - p_{ic})` (the sums keep
+    only rows of positive weight :math:`w_i`), so its null space is that of those rows' design. Terms are examined in
+    statsmodels' order (const first, then features in order, as R's ``glm``): a term is aliased when its column is in
+    the span of those kept before it, i.e. its residual :math:`1 - R^2` (a Cholesky pivot of the correlation-scaled
+    block) is at most ``tol``; a zero column is aliased.
     """
     size = len(block)
     diagonal = np.diag(block).astype(np.float64)

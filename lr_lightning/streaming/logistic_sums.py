@@ -80,9 +80,19 @@ class Layout:
 
 
 def _prepare(
-    layout: Layout, features: ArrayLike, labels: ArrayLike, mean: ArrayLike | None, scale: ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw features (n, D) and labels (n,) -> the design (n, width) on standardized features, labels int64."""
+    layout: Layout,
+    features: ArrayLike,
+    labels: ArrayLike,
+    mean: ArrayLike | None,
+    scale: ArrayLike | None,
+    weights: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Chunk -> design (m, width) on standardized features, labels (m,) int64, weights (m,) float64 or None.
+
+    Raw features (n, D), labels (n,) and row weights (n,) or None; the m rows kept are those of positive weight (all
+    n without weights). A zero-weight row adds nothing to any sum, so it is dropped before the arithmetic: its
+    loss cannot turn a 0 weight into NaN, and its margin cannot count as a misclassified row.
+    """
     x = np.asarray(features, dtype=np.float64).reshape(-1, layout.num_features)
     y = np.asarray(labels).reshape(-1).astype(np.int64)
     if len(y) != len(x):
@@ -90,6 +100,18 @@ def _prepare(
     classes = 2 if layout.num_outputs == 1 else layout.num_outputs
     if len(y) and (y.min() < 0 or y.max() >= classes):
         raise InputError(f"labels must be integers in [0, {classes - 1}], got {y.min()} to {y.max()}")
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if len(w) != len(y):
+            raise InputError(f"a chunk has {len(y)} rows but {len(w)} row weights")
+        invalid = ~(np.isfinite(w) & (w >= 0))
+        if invalid.any():
+            row = int(np.argmax(invalid))
+            raise InputError(f"row weights must be finite and >= 0; row {row} of a chunk has weight {w[row]}")
+        positive = w > 0
+        if not positive.all():
+            x, y, w = x[positive], y[positive], w[positive]
     design = np.ones((len(x), layout.width))
     standardized = design[:, : layout.num_features]
     standardized[...] = x
@@ -97,7 +119,14 @@ def _prepare(
         standardized -= np.asarray(mean, dtype=np.float64)
     if scale is not None:
         standardized /= np.asarray(scale, dtype=np.float64)
-    return design, y
+    return design, y, w
+
+
+def _weigh(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Return per-row values (n,) or (n, K) times the row weights (n,); the values themselves without weights."""
+    if weights is None:
+        return values
+    return values * (weights if values.ndim == 1 else weights[:, None])
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -122,17 +151,20 @@ def _losses(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 
 class NewtonSums:
-    r"""Sums of one pass at fixed theta: rows, losses, non-positive margins, gradients (P,) and Hessians (P, P).
+    r"""Sums of one pass at fixed theta: rows, weights, losses, non-positive margins, gradients (P,), Hessians (P, P).
 
-    Float64 sums over rows of :math:`\ell_i`, :math:`\nabla \ell_i` and :math:`\nabla^2 \ell_i` (formulas in
-    :mod:`~lr_lightning.streaming.newton_logistic`), unpenalized and not divided by N;
-    :func:`~lr_lightning.streaming.newton_logistic.newton_step` adds the penalty. Merge ranks by summing
-    :meth:`to_vector` (``[count, loss, nonpositive, gradient, hessian.ravel()]``) and :meth:`from_vector`.
+    Float64 sums over rows of :math:`w_i \ell_i`, :math:`w_i \nabla \ell_i` and :math:`w_i \nabla^2 \ell_i`
+    (formulas in :mod:`~lr_lightning.streaming.newton_logistic`; :math:`w_i = 1` without row weights), unpenalized
+    and not divided by :math:`\sum_i w_i`; :func:`~lr_lightning.streaming.newton_logistic.newton_step` adds the
+    penalty. ``count`` is the number of rows of positive weight, ``weight`` their weight :math:`\sum_i w_i` (equal
+    to ``count`` without weights), ``nonpositive`` the rows of positive weight with a margin <= 0. Merge ranks by
+    summing :meth:`to_vector` (``[count, loss, nonpositive, gradient, hessian.ravel(), weight]``) and
+    :meth:`from_vector`.
     """
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.count = self.loss = self.nonpositive = 0.0
+        self.count = self.loss = self.nonpositive = self.weight = 0.0
         self.gradient = np.zeros(layout.size)
         self.hessian = np.zeros((layout.size, layout.size))
 
@@ -143,26 +175,34 @@ class NewtonSums:
         theta: np.ndarray,
         mean: ArrayLike | None = None,
         scale: ArrayLike | None = None,
+        weights: ArrayLike | None = None,
     ) -> None:
         """Add a chunk: raw features (n, D), labels (n,) in 0..C-1, at theta (P,); mean and scale (D,) standardize.
 
-        Arrays (or CPU tensors) of any numeric dtype; the arithmetic is float64 (NumPy, BLAS products).
+        ``weights`` (n,) are finite row weights >= 0 (sample weights, times class weights), None for all 1 (the
+        same sums, bit for bit, as weights of 1). Arrays (or CPU tensors) of any numeric dtype; the arithmetic is
+        float64 (NumPy, BLAS products).
+
+        Raises:
+            InputError: mismatched lengths, labels outside 0..C-1, or a negative or non-finite weight.
+
         """
         layout = self.layout
-        design, y = _prepare(layout, features, labels, mean, scale)
+        design, y, w = _prepare(layout, features, labels, mean, scale, weights)
         width, num_outputs = layout.width, layout.num_outputs
         logits = design @ np.asarray(theta, np.float64).reshape(num_outputs, width).T  # (n, K)
         losses, nonpositive, shifted = _losses(logits, y)
         self.count += len(y)
-        self.loss += float(losses.sum())
+        self.weight += float(len(y)) if w is None else float(w.sum())
+        self.loss += float(_weigh(losses, w).sum())
         self.nonpositive += float(nonpositive.sum())
         if num_outputs == 1:  # p - y = -(2y - 1) sigmoid(-s); p (1 - p) = sigmoid(s) sigmoid(-s), both stable
             signed = shifted[:, 0]
             log_sigmoid = -_softplus(signed), -losses  # log sigmoid(-s), log sigmoid(s)
             residual = np.where(y == 1, -1.0, 1.0) * np.exp(log_sigmoid[0])
             curvature = np.exp(log_sigmoid[0] + log_sigmoid[1])
-            self.gradient += design.T @ residual
-            self.hessian += (design * curvature[:, None]).T @ design
+            self.gradient += design.T @ _weigh(residual, w)
+            self.hessian += (design * _weigh(curvature, w)[:, None]).T @ design
             return
         probabilities = np.exp(shifted - losses[:, None])  # e^{z_c - logsumexp z}, (n, C)
         rows, top = np.arange(len(y)), probabilities.argmax(axis=1)
@@ -170,28 +210,31 @@ class NewtonSums:
         complement[rows, top] = probabilities.sum(axis=1) - probabilities[rows, top]
         residual = probabilities.copy()
         residual[rows, y] = -complement[rows, y]  # p - e_y without cancellation
-        self.gradient += (residual.T @ design).reshape(-1)
+        self.gradient += (_weigh(residual, w).T @ design).reshape(-1)
         for k in range(num_outputs):
             for m in range(k, num_outputs):
-                weights = probabilities[:, k] * (complement[:, k] if m == k else -probabilities[:, m])
-                block = (design * weights[:, None]).T @ design
+                curvature = probabilities[:, k] * (complement[:, k] if m == k else -probabilities[:, m])
+                block = (design * _weigh(curvature, w)[:, None]).T @ design
                 self.hessian[k * width : (k + 1) * width, m * width : (m + 1) * width] += block
                 if m != k:
                     self.hessian[m * width : (m + 1) * width, k * width : (k + 1) * width] += block.T
 
     def to_vector(self) -> np.ndarray:
-        """Return the state as one float64 vector of length 3 + P + P², to all-reduce with SUM."""
+        """Return the state as one float64 vector of length 4 + P + P², to all-reduce with SUM."""
         head = np.array([self.count, self.loss, self.nonpositive])
-        return np.concatenate([head, self.gradient, self.hessian.reshape(-1)])
+        return np.concatenate([head, self.gradient, self.hessian.reshape(-1), [self.weight]])
 
     @classmethod
     def from_vector(cls, layout: Layout, vector: np.ndarray) -> NewtonSums:
         """Inverse of :meth:`to_vector` (of a sum of them: the merged state)."""
         vector = np.asarray(vector, dtype=np.float64)
         sums, size = cls(layout), layout.size
+        if vector.shape != (4 + size + size * size,):
+            raise ValueError(f"a NewtonSums vector of {size} parameters has {4 + size + size * size} entries")
         sums.count, sums.loss, sums.nonpositive = (float(v) for v in vector[:3])
         sums.gradient = vector[3 : 3 + size].copy()
-        sums.hessian = vector[3 + size :].reshape(size, size).copy()
+        sums.hessian = vector[3 + size : 3 + size + size * size].reshape(size, size).copy()
+        sums.weight = float(vector[-1])
         return sums
 
     def merge(self, other: NewtonSums) -> NewtonSums:
@@ -200,9 +243,11 @@ class NewtonSums:
 
 
 class LineSearchSums:
-    """Sums of the line-search pass: rows, and per trial step t_j the losses and non-positive margins at theta + t_j d.
+    """Sums of the line-search pass: rows, weight, and per trial step t_j the (weighted) losses at theta + t_j d.
 
-    One flat vector (:meth:`to_vector`: ``[count, losses (J), nonpositive (J)]``) to all-reduce with SUM.
+    Per step also the rows of positive weight with a non-positive margin. ``count`` and ``weight`` as in
+    :class:`NewtonSums`. One flat vector (:meth:`to_vector`: ``[count, losses (J), nonpositive (J), weight]``) to
+    all-reduce with SUM.
     """
 
     def __init__(self, layout: Layout, steps: Sequence[float] = DEFAULT_STEPS) -> None:
@@ -210,7 +255,7 @@ class LineSearchSums:
         self.steps = np.asarray(steps, dtype=np.float64)
         if self.steps.ndim != 1 or not np.all(self.steps > 0):
             raise InputError(f"line-search steps must be a list of positive numbers, got {steps!r}")
-        self.count = 0.0
+        self.count = self.weight = 0.0
         self.losses = np.zeros(len(self.steps))
         self.nonpositive = np.zeros(len(self.steps))
 
@@ -222,14 +267,16 @@ class LineSearchSums:
         direction: np.ndarray,
         mean: ArrayLike | None = None,
         scale: ArrayLike | None = None,
+        weights: ArrayLike | None = None,
     ) -> None:
-        """Add a chunk (as :meth:`NewtonSums.add`) at theta + t d for every step t; direction (P,)."""
+        """Add a chunk (as :meth:`NewtonSums.add`, row weights included) at theta + t d for every step t; d (P,)."""
         layout = self.layout
-        design, y = _prepare(layout, features, labels, mean, scale)
+        design, y, w = _prepare(layout, features, labels, mean, scale, weights)
         both = np.stack([np.asarray(theta, np.float64), np.asarray(direction, np.float64)])
         products = design @ both.reshape(2 * layout.num_outputs, layout.width).T  # [z0, dz], (n, 2K)
         start, change = products[:, : layout.num_outputs], products[:, layout.num_outputs :]
         self.count += len(y)
+        self.weight += float(len(y)) if w is None else float(w.sum())
         if layout.num_outputs == 1:  # the margins s = (2y - 1) z are affine in t too: s0 + t ds
             sign = np.where(y == 1, 1.0, -1.0)
             start, change = sign * start[:, 0], sign * change[:, 0]
@@ -239,17 +286,20 @@ class LineSearchSums:
                 losses, nonpositive = _softplus(-signed), signed <= 0
             else:
                 losses, nonpositive, _ = _losses(start + step * change, y)
-            self.losses[j] += float(losses.sum())
+            self.losses[j] += float(_weigh(losses, w).sum())
             self.nonpositive[j] += float(nonpositive.sum())
 
     def to_vector(self) -> np.ndarray:
-        """Return the state as one float64 vector of length 1 + 2J."""
-        return np.concatenate([[self.count], self.losses, self.nonpositive])
+        """Return the state as one float64 vector of length 2 + 2J."""
+        return np.concatenate([[self.count], self.losses, self.nonpositive, [self.weight]])
 
     @classmethod
     def from_vector(cls, layout: Layout, steps: Sequence[float], vector: np.ndarray) -> LineSearchSums:
         """Inverse of :meth:`to_vector` (of a sum of them: the merged state)."""
         sums, vector = cls(layout, steps), np.asarray(vector, dtype=np.float64)
-        sums.count, size = float(vector[0]), len(sums.steps)
-        sums.losses, sums.nonpositive = vector[1 : 1 + size].copy(), vector[1 + size :].copy()
+        size = len(sums.steps)
+        if vector.shape != (2 + 2 * size,):
+            raise ValueError(f"a LineSearchSums vector of {size} steps has {2 + 2 * size} entries")
+        sums.count, sums.weight = float(vector[0]), float(vector[-1])
+        sums.losses, sums.nonpositive = vector[1 : 1 + size].copy(), vector[1 + size : 1 + 2 * size].copy()
         return sums

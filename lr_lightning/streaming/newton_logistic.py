@@ -8,9 +8,13 @@ standardized features :math:`\tilde x = (x - \mu) / \sigma` (:class:`~lr_lightni
 :math:`\theta` = ``A.reshape(-1)`` with :math:`A = [W, b]` (K, D + 1), or A = W (K, D) without bias
 (:class:`Layout`); :math:`a = [\tilde x, 1]` is a row of the matching design, so :math:`z = A a`.
 
-**Objective** (:mod:`lr_lightning.penalties`; scikit-learn's ``LogisticRegression(C=1 / (2 N l2_strength))`` on
-standardized features has the same minimizer): :math:`f(\theta) = \frac{1}{N} \sum_i \ell_i + \lambda_2 \lVert
-W \rVert_F^2`, bias not penalized. Per row, with :math:`p = \sigma(z)` (binary) or :math:`\mathrm{softmax}(z)`,
+**Objective** (:mod:`lr_lightning.penalties`): :math:`f(\theta) = \frac{1}{\sum_i w_i} \sum_i w_i \ell_i +
+\lambda_2 \lVert W \rVert_F^2`, bias not penalized, with row weights :math:`w_i \ge 0` (sample weights, times class
+weights; all 1 without weights, the mean :math:`\frac{1}{N} \sum_i \ell_i`). scikit-learn's
+``LogisticRegression(C=1 / (2 N_w l2_strength)).fit(X, y, sample_weight=w)`` on standardized features, with
+:math:`N_w = \sum_i w_i` (N without weights), has the same minimizer: its objective :math:`C \sum_i w_i \ell_i +
+\frac{1}{2} \lVert W \rVert_F^2` is ours times :math:`C N_w`. A zero-weight row counts for nothing, as if dropped;
+integer weights count as repeated rows. Per row, with :math:`p = \sigma(z)` (binary) or :math:`\mathrm{softmax}(z)`,
 and :math:`e_y` the one-hot label (binary: :math:`y \in \{0, 1\}`, :math:`s = (2y - 1) z`):
 
 * loss :math:`\ell = \log(1 + e^{-s})` (binary), :math:`\ell = \log \sum_c e^{z_c - z_y}` (softmax);
@@ -20,16 +24,15 @@ and :math:`e_y` the one-hot label (binary: :math:`y \in \{0, 1\}`, :math:`s = (2
 * the penalty adds :math:`2 \lambda_2 W` to the gradient and :math:`2 \lambda_2` to the Hessian's diagonal on
   weight entries.
 
-One pass at fixed :math:`\theta` (:class:`NewtonSums`) sums, in float64, the rows, the losses, the gradients and
-the Hessians: per chunk a product :math:`A_{\text{design}}^\top \mathrm{diag}(S_{kl}) A_{\text{design}}` per class
-pair, no loop over rows. Its state is one flat vector (:meth:`NewtonSums.to_vector`), so DDP ranks merge by an
-all-reduce SUM. :func:`newton_step` solves :math:`H d = -g` (Cholesky) and returns the Newton decrement
-:math:`\lambda^2 = g^\top H^{-1} g`; :math:`\lambda^2 / 2` estimates the gap :math:`f(\theta) - f^*` (exactly for
-a quadratic, and to leading order near the optimum, where the convergence is quadratic). A second pass
-(:class:`LineSearchSums`) sums the losses at :math:`\theta + t_j d` for every trial step :math:`t_j` at once
-(logits :math:`z_0 + t\,\Delta z`: two products per chunk), and :func:`choose_step` takes the largest step
-satisfying Armijo's condition. :func:`newton_fit` repeats the two passes; the model runs the same steps, one per
-epoch.
+One pass at fixed :math:`\theta` (:class:`NewtonSums`) sums, in float64, the rows, their weights and the weighted
+losses, gradients and Hessians: per chunk a product :math:`A_{\text{design}}^\top \mathrm{diag}(w_i S_{kl})
+A_{\text{design}}` per class pair, no loop over rows. Its state is one flat vector (:meth:`NewtonSums.to_vector`), so
+DDP ranks merge by an all-reduce SUM. :func:`newton_step` solves :math:`H d = -g` (Cholesky) and returns the Newton
+decrement :math:`\lambda^2 = g^\top H^{-1} g`; :math:`\lambda^2 / 2` estimates the gap :math:`f(\theta) - f^*` (exactly
+for a quadratic, and to leading order near the optimum, where the convergence is quadratic). A second pass
+(:class:`LineSearchSums`) sums the losses at :math:`\theta + t_j d` for every trial step :math:`t_j` at once (logits
+:math:`z_0 + t\,\Delta z`: two products per chunk), and :func:`choose_step` takes the largest step satisfying Armijo's
+condition. :func:`newton_fit` repeats the two passes; the model runs the same steps, one per epoch.
 
 **Not identifiable: multi-class.** Adding one vector to every class's row of A changes no probability, so along
 each unpenalized column of A (the bias; every column when ``l2_strength = 0``) the Hessian is singular. The
@@ -43,7 +46,8 @@ collinear or constant features) fall back to the eigendecomposition's pseudo-inv
 **Separable rows.** With ``l2_strength = 0`` no minimum exists when the rows are linearly separable. The proof:
 parameters classifying every row with a strictly positive margin (:math:`s > 0`; multi-class
 :math:`z_y > z_c` for every c != y) are a separating hyperplane, and scaling them up drives the loss to 0, never
-reached. Both passes count the rows with a non-positive margin; a count of 0 is the certificate
+reached. Both passes count the rows of positive weight with a non-positive margin (a zero-weight row is not in
+the objective, so it cannot prevent separation); a count of 0 is the certificate
 (:func:`check_separable` raises :class:`~lr_lightning.errors.InputError` with :data:`SEPARABLE_MESSAGE`). Newton
 iterates on separable rows reach such parameters within a few iterations. Not caught: quasi-complete separation
 (a hyperplane separating all rows but some lying on it), or a class absent from the rows: no minimum either, but
@@ -73,6 +77,7 @@ __all__ = [
     "DEFAULT_STEPS",
     "MAX_PARAMETERS",
     "SEPARABLE_MESSAGE",
+    "Chunk",
     "Layout",
     "LineSearchSums",
     "NewtonFit",
@@ -91,6 +96,8 @@ SEPARABLE_MESSAGE = (
     "set l2_strength > 0"
 )
 _EPS = float(np.finfo(np.float64).eps)
+#: One chunk of training rows: (features (n, D), labels (n,)), or with row weights (n,) (None: all 1) third.
+Chunk = tuple[ArrayLike, ArrayLike] | tuple[ArrayLike, ArrayLike, ArrayLike | None]
 
 
 @dataclass
@@ -120,18 +127,19 @@ def _null_vectors(layout: Layout, l2_strength: float) -> np.ndarray:
 def newton_step(sums: NewtonSums, theta: np.ndarray, l2_strength: float) -> NewtonStep:
     r"""Solve Newton's system from merged sums at theta (P,) with the penalty :math:`\lambda_2 \lVert W \rVert^2`.
 
-    :math:`g = \frac{1}{N}\sum_i \nabla \ell_i + 2 \lambda_2 W`, :math:`H = \frac{1}{N}\sum_i \nabla^2
-    \ell_i + 2 \lambda_2 I_W`; direction :math:`d = -H^{-1} g` by Cholesky, or the minimum-norm :math:`-H^+ g`
-    where H is singular (module docstring); decrement :math:`\lambda^2 = -g^\top d \ge 0`.
+    With :math:`N_w = \sum_i w_i` (``sums.weight``), :math:`g = \frac{1}{N_w}\sum_i w_i \nabla \ell_i + 2 \lambda_2
+    W`, :math:`H = \frac{1}{N_w}\sum_i w_i \nabla^2 \ell_i + 2 \lambda_2 I_W`; direction :math:`d = -H^{-1} g` by
+    Cholesky, or the minimum-norm :math:`-H^+ g` where H is singular (module docstring); decrement
+    :math:`\lambda^2 = -g^\top d \ge 0`.
     """
     layout, theta = sums.layout, np.asarray(theta, dtype=np.float64)
     if sums.count == 0:
-        raise InputError("Newton's method needs at least one training row")
+        raise InputError("Newton's method needs at least one training row of positive weight")
     penalized = layout.penalized()
-    weights = np.where(penalized, theta, 0.0)
-    objective = sums.loss / sums.count + l2_strength * float(weights @ weights)
-    gradient = sums.gradient / sums.count + 2.0 * l2_strength * weights
-    hessian = sums.hessian / sums.count + np.diag(2.0 * l2_strength * penalized)
+    penalized_theta = np.where(penalized, theta, 0.0)
+    objective = sums.loss / sums.weight + l2_strength * float(penalized_theta @ penalized_theta)
+    gradient = sums.gradient / sums.weight + 2.0 * l2_strength * penalized_theta
+    hessian = sums.hessian / sums.weight + np.diag(2.0 * l2_strength * penalized)
     null = _null_vectors(layout, l2_strength)
     gradient -= null @ (null.T @ gradient)  # rounding only: g is orthogonal to the null vectors
     regularized = torch.from_numpy(hessian + float(np.mean(np.diag(hessian))) * (null @ null.T))
@@ -160,8 +168,8 @@ def choose_step(
     slack = 64 * _EPS * abs(step.objective)
     accepted = [0.0]
     for t, loss in zip(search.steps, search.losses, strict=True):
-        weights = np.where(penalized, np.asarray(theta) + t * step.direction, 0.0)
-        value = loss / search.count + l2_strength * float(weights @ weights)
+        penalized_theta = np.where(penalized, np.asarray(theta) + t * step.direction, 0.0)
+        value = loss / search.weight + l2_strength * float(penalized_theta @ penalized_theta)
         if value <= step.objective - armijo * t * step.decrement + slack:
             accepted.append(float(t))
     return max(accepted)
@@ -170,7 +178,8 @@ def choose_step(
 def check_separable(nonpositive: float, count: float, l2_strength: float) -> None:
     """Raise :class:`InputError` (:data:`SEPARABLE_MESSAGE`) if, unpenalized, no row of ``count`` > 0 is misclassified.
 
-    ``nonpositive`` counts the rows with a margin <= 0 at some parameters: 0 proves the rows separable.
+    ``nonpositive`` counts the rows of positive weight with a margin <= 0 at some parameters, ``count`` the rows of
+    positive weight: 0 of them proves the rows separable.
     """
     if l2_strength == 0 and count > 0 and nonpositive == 0:
         raise InputError(SEPARABLE_MESSAGE)
@@ -188,8 +197,13 @@ class NewtonFit:
     converged: bool = False
 
 
+def _with_weights(chunk: Chunk) -> tuple[ArrayLike, ArrayLike, ArrayLike | None]:
+    """Return a chunk as (features, labels, weights), weights None when the chunk has none."""
+    return (chunk[0], chunk[1], chunk[2]) if len(chunk) == 3 else (chunk[0], chunk[1], None)
+
+
 def newton_fit(
-    chunks: Callable[[], Iterable[tuple[ArrayLike, ArrayLike]]],
+    chunks: Callable[[], Iterable[Chunk]],
     num_features: int,
     num_classes: int = 2,
     *,
@@ -207,16 +221,17 @@ def newton_fit(
     Each iteration: a :class:`NewtonSums` pass, :func:`check_separable`, :func:`newton_step`; it stops when
     :math:`\lambda^2 / 2 \le` ``tol`` :math:`\cdot f` (relative gap estimate), taking the full step (quadratic
     convergence makes it exact to rounding). Otherwise a :class:`LineSearchSums` pass, :func:`choose_step` and the
-    update; a step of 0 stops without convergence. ``chunks()`` yields (features (n, D), labels (n,)) pairs;
-    ``theta`` (P,) is the start, zeros by default. ``converged`` is False after ``max_iter`` iterations.
+    update; a step of 0 stops without convergence. ``chunks()`` yields (features (n, D), labels (n,)) or
+    (features, labels, row weights (n,) or None) tuples (:data:`Chunk`); ``theta`` (P,) is the start, zeros by
+    default. ``converged`` is False after ``max_iter`` iterations.
     """
     layout = Layout.for_classes(num_classes, num_features, fit_intercept)
     theta = np.zeros(layout.size) if theta is None else np.asarray(theta, dtype=np.float64).copy()
     result = NewtonFit(*layout.unpack(theta))
     for _ in range(max_iter):
         sums = NewtonSums(layout)
-        for features, labels in chunks():
-            sums.add(features, labels, theta, mean, scale)
+        for features, labels, weights in map(_with_weights, chunks()):
+            sums.add(features, labels, theta, mean, scale, weights)
         check_separable(sums.nonpositive, sums.count, l2_strength)
         step = newton_step(sums, theta, l2_strength)
         result.objectives.append(step.objective)
@@ -226,8 +241,8 @@ def newton_fit(
             result.step_sizes.append(1.0)
             break
         search = LineSearchSums(layout, steps)
-        for features, labels in chunks():
-            search.add(features, labels, theta, step.direction, mean, scale)
+        for features, labels, weights in map(_with_weights, chunks()):
+            search.add(features, labels, theta, step.direction, mean, scale, weights)
         size = choose_step(search, step, theta, l2_strength)
         result.step_sizes.append(size)
         if size == 0:
