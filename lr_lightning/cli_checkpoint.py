@@ -171,6 +171,9 @@ def checkpoint_defaults(args: list[str]) -> tuple[str, dict[str, Any]] | None:
         "val_fraction": 0.0,
         "test_fraction": 0.0,
     }
+    if record.encoding is not None:  # read the file's own columns, encoded as in training
+        data_options["features"] = [column["name"] for column in record.encoding["columns"]]
+        data_options["encoding"] = record.encoding
     return args[0], {
         "model": {"class_path": f"lr_lightning.models.{record.model_class}"},
         "data": {"class_path": "lr_lightning.data.FileDataModule", "init_args": data_options},

@@ -109,7 +109,7 @@ def _record_of(results: OLSResults | LogisticInference | None) -> tuple[dict[str
             "cov": np.array(results.cov, dtype=np.float64, copy=True),
             "llf": float(results.llf),
             "llnull": float(results.llnull),
-            "nobs": int(results.nobs),
+            "nobs": float(results.nobs),  # the sum of the weights when weighted
             "df_model": float(results.df_model),
             "df_resid": float(results.df_resid),
             "term_names": [str(name) for name in results.term_names],
@@ -208,7 +208,7 @@ def _logistic_from_record(raw: Any, kind: str, equations: int, term_names: list[
         cov=cov.astype(np.float64),
         llf=float(_number_of(record["llf"], "logistic.llf")),
         llnull=float(_number_of(record["llnull"], "logistic.llnull")),
-        nobs=int(_number_of(record["nobs"], "logistic.nobs", (int,))),
+        nobs=float(_number_of(record["nobs"], "logistic.nobs")),
         df_model=float(_number_of(record["df_model"], "logistic.df_model")),
         df_resid=float(_number_of(record["df_resid"], "logistic.df_resid")),
         term_names=term_names,

@@ -80,6 +80,7 @@ def test_the_checkpoint_records_the_model_class_task_and_columns(regression_run:
         "feature_names": ["a", "b", "c"],
         "target_columns": ["y"],
         "class_names": None,
+        "encoding": None,
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -333,6 +333,11 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
     def predict_targets(self) -> Tensor | None:
         """Actual targets (M, K) or labels (M,) of the rows predicted on, in their order; ``None`` if they have none."""
         return self._set_up("predict").predict_targets()
+
+    @property
+    def table_encoding(self) -> dict[str, Any] | None:
+        """The table encoding fitted on the training rows; only a file with text or missing cells has one."""
+        return None
 
     def predict_columns(self, names: list[str]) -> dict[str, list[str]]:
         """Columns of the rows predicted on, as text; only data read from a file has any (:class:`FileDataModule`)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from torch import Tensor
@@ -180,6 +180,11 @@ class PredictionData(Protocol):
 
     def predict_targets(self) -> Tensor | None:
         """Actual targets (M, K) or labels (M,) of the rows predicted on, in their order; ``None`` if unknown."""
+        ...
+
+    @property
+    def table_encoding(self) -> dict[str, Any] | None:
+        """The table encoding fitted on the training rows, as plain values; ``None`` when the features are numbers."""
         ...
 
     def predict_columns(self, names: list[str]) -> dict[str, list[str]]:

@@ -14,6 +14,8 @@ import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TASKS, ArrayData
+from lr_lightning.data.encoded_file import encoded_table, read_rows
+from lr_lightning.data.encoding import EncodingOptions, TableEncoding, fit_encoding
 from lr_lightning.data.readers import (
     FILE_FORMATS,
     Table,
@@ -25,6 +27,8 @@ from lr_lightning.data.readers import (
     read_text_columns,
     row_namer,
 )
+from lr_lightning.data.stores import SplitOptions
+from lr_lightning.data.stores.memory import ordered_split
 from lr_lightning.data.weights import check_weights, parse_weights, require_positive
 from lr_lightning.errors import InputError, require
 
@@ -107,6 +111,12 @@ class FileDataModule(InMemoryDataModule):
         class_names: list[str] | None = None,
         delimiter: str = ",",
         weights: str | None = None,
+        categorical: list[str] | None = None,
+        missing: str | None = None,
+        handle_unknown: str = "error",
+        drop_first: bool = True,
+        drop_missing_targets: bool = False,
+        encoding: dict[str, Any] | None = None,
         val_fraction: float = 0.2,
         test_fraction: float = 0.1,
         **kwargs: Any,
@@ -128,6 +138,18 @@ class FileDataModule(InMemoryDataModule):
         check_delimiter(delimiter)
         self.delimiter = delimiter
         self.weights = None if weights is None else str(weights)
+        self.encoding_options = EncodingOptions(as_names(categorical) or [], missing, handle_unknown, drop_first)
+        self.encoding_options.check()
+        require(isinstance(drop_missing_targets, bool), "drop_missing_targets", "true or false", drop_missing_targets)
+        self.drop_missing_targets = drop_missing_targets
+        self._given_encoding = None if encoding is None else TableEncoding.from_record(encoding, "encoding")
+        self._encoding: TableEncoding | None = self._given_encoding
+        self._encoded_weights: dict[str, np.ndarray | None] = {}
+        if self.encodes and self.in_memory is False:
+            raise InputError(
+                "in_memory: false streams numbers from disk; categorical, missing and drop_missing_targets need the "
+                "rows in memory (in_memory: true or unset)"
+            )
         self.known_classes = [str(name) for name in class_names] if class_names is not None else None
         if self.known_classes is not None and task != "classification":
             raise InputError(f"class_names {self.known_classes} is for classification; this data's task is {task}")
@@ -137,8 +159,45 @@ class FileDataModule(InMemoryDataModule):
 
     __str__ = __repr__
 
+    @property
+    def encodes(self) -> bool:
+        """Whether the files are read through a table encoding (:mod:`lr_lightning.data.encoded_file`)."""
+        options = self.encoding_options
+        return bool(options.categorical or options.missing or self.drop_missing_targets or self._given_encoding)
+
+    @property
+    def table_encoding(self) -> dict[str, Any] | None:
+        """The fitted table encoding as plain values (for the checkpoint), ``None`` when the files are numbers."""
+        _ = self.description  # loading the data fits it
+        return None if self._encoding is None else self._encoding.to_record()
+
+    def _read_encoded(self, path: str, features: list[str] | None, targets: list[str] | None, need: bool) -> Table:
+        """Read one file through the encoding, fitted on the training rows of ``path`` when this is that file."""
+        rows = read_rows(
+            path,
+            features,
+            targets,
+            weights=self.weights,
+            labels=self.task == "classification",
+            need_targets=need,
+            drop_missing_targets=self.drop_missing_targets,
+            delimiter=self.delimiter,
+        )
+        if self._encoding is None:
+            count = len(rows.cells[rows.feature_names[0]])
+            split_files = self.val_path is not None or self.test_path is not None
+            options = SplitOptions(self.val_fraction, self.test_fraction, self.seed, self.block_rows)
+            train = np.arange(count) if split_files else ordered_split(count, None, options).source_rows("train")
+            self._encoding = fit_encoding(rows.cells, rows.feature_names, train, self.encoding_options, rows.name_row)
+        self._encoded_weights[path] = rows.weights
+        return encoded_table(rows, self._encoding)
+
     def _read(self, path: str, features: list[str] | None, targets: list[str] | None, need_targets: bool) -> Table:
         """Read one file of this module; a ``.npz`` is read by the user's array names, whatever ``features`` says."""
+        if self.encodes:
+            if path != self.path and self._encoding is not None:  # split and predict files: the raw columns
+                features = self._encoding.input_columns
+            return self._read_encoded(path, features, targets, need_targets)
         return read_table(
             path,
             features,
@@ -156,7 +215,7 @@ class FileDataModule(InMemoryDataModule):
 
     def _weighted_columns(self) -> tuple[list[str] | None, list[str] | None]:
         """Return the feature and target names to read: the user's, and without the weight column by default."""
-        if self.weights is None:
+        if self.weights is None or self.encodes:  # an encoded read leaves the weight column out itself
             return self.features, self.targets
         columns = column_names(self.path, delimiter=self.delimiter)
         if columns is None:
@@ -174,6 +233,10 @@ class FileDataModule(InMemoryDataModule):
     def _read_weights(self, path: str) -> np.ndarray:
         """Read the weight column of one file, checked; ``.npy`` columns directly, others as the file's text."""
         assert self.weights is not None
+        if self.encodes:
+            weights = self._encoded_weights[path]
+            assert weights is not None, "a file of training rows has its weight column"
+            return weights
         if path.lower().endswith(".npy"):
             array = np.load(path, mmap_mode="r", allow_pickle=False)
             column = int(self.weights[1:])  # c0, c1, ...: the reader checked the name

@@ -9,6 +9,10 @@ Every checkpoint the package's models save holds, under :data:`RECORD_KEY` (not 
 * ``target_columns``: the target columns (K names) or the label column (one name), as the training data named
   them; ``None`` when the model was trained on data that does not name them;
 * ``class_names``: the C classes in label order (classification), else ``None``.
+* ``encoding``: the table encoding fitted on the training rows (categorical levels, imputed values:
+  :meth:`~lr_lightning.data.encoding.TableEncoding.to_record`), so that a new file is encoded exactly as training
+  was; ``None`` when the features were read as numbers. The feature names are then the design columns
+  (``neighbourhood=north``) and the encoding names the file columns it reads.
 
 With it a checkpoint alone is enough to read new rows: ``lr-lightning predict --ckpt_path CKPT --data.path new.csv``
 finds the features by name and, if the file has them, the actual targets (:func:`read_record`). The record loads
@@ -71,6 +75,7 @@ class ModelRecord:
     feature_names: list[str]
     target_columns: list[str] | None
     class_names: list[str] | None
+    encoding: dict[str, Any] | None = None
 
 
 def _names(value: Any, key: str, path: str | os.PathLike, optional: bool = True) -> list[str] | None:
@@ -116,7 +121,23 @@ def read_record(checkpoint: Mapping[str, Any], path: str | os.PathLike) -> Model
         feature_names=features,
         target_columns=_names(raw.get("target_columns"), "target_columns", path),
         class_names=_names(raw.get("class_names"), "class_names", path),
+        encoding=_encoding(raw.get("encoding"), features, path),
     )
+
+
+def _encoding(raw: Any, features: list[str], path: str | os.PathLike) -> dict[str, Any] | None:
+    """Return a record's table encoding, checked, and naming the record's features; ``None`` when it has none."""
+    from lr_lightning.data.encoding import TableEncoding
+
+    if raw is None:
+        return None
+    encoding = TableEncoding.from_record(raw, f"{path}: {RECORD_KEY}['encoding']")
+    if encoding.output_names != features:
+        raise InputError(
+            f"{path}: {RECORD_KEY}['encoding'] makes the columns {encoding.output_names}, not the model's features "
+            f"{features}"
+        )
+    return encoding.to_record()
 
 
 def _tensors(value: Any) -> Any:
@@ -208,6 +229,7 @@ class CheckpointRecord:
     task: ClassVar[str]
     feature_names: list[str]
     _target_columns: list[str] | None = None
+    _table_encoding: dict[str, Any] | None = None
 
     if TYPE_CHECKING:  # the model's own, declared for the type checker only (a definition here would shadow them)
 
@@ -236,6 +258,13 @@ class CheckpointRecord:
             self._target_columns = data.target_columns
         return self._target_columns
 
+    def table_encoding(self) -> dict[str, Any] | None:
+        """Return the training data's fitted table encoding (plain values), when it has one."""
+        data = self.training_data()
+        if isinstance(data, PredictionData):
+            self._table_encoding = data.table_encoding
+        return self._table_encoding
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add the record (:data:`RECORD_KEY`)."""
         record = ModelRecord(
@@ -244,6 +273,7 @@ class CheckpointRecord:
             feature_names=list(self.feature_names),
             target_columns=self.target_columns(),
             class_names=list(self.output_names) if self.task == "classification" else None,
+            encoding=self.table_encoding(),
         )
         checkpoint[RECORD_KEY] = asdict(record)
         checkpoint.pop(INFERENCE_KEY, None)
@@ -276,6 +306,8 @@ class CheckpointRecord:
         raw = checkpoint.get(RECORD_KEY)
         if isinstance(raw, Mapping) and isinstance(raw.get("target_columns"), list):
             self._target_columns = [str(name) for name in raw["target_columns"]]
+        if isinstance(raw, Mapping) and raw.get("encoding") is not None:
+            self._table_encoding = _encoding(raw["encoding"], [str(name) for name in self.feature_names], "checkpoint")
         table = inference_of(checkpoint, "checkpoint")
         features = [str(name) for name in self.feature_names]
         if table is not None and table.term_names not in (features, ["const", *features]):

@@ -14,7 +14,7 @@ from lr_lightning.data.loader import InMemoryBatchLoader
 from lr_lightning.data.rows import take_rows
 from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions, target_matrix
 
-__all__ = ["MemoryStore", "OrderedSplit"]
+__all__ = ["MemoryStore", "OrderedSplit", "ordered_split"]
 
 
 class OrderedSplit(RowSplit):
@@ -46,6 +46,30 @@ class OrderedSplit(RowSplit):
         if self.order is None:
             return take_rows(array[self.bounds[split]], None, dtype)
         return take_rows(array, self.order[self.bounds[split]], dtype)
+
+
+def ordered_split(n_rows: int, given: tuple[int, int, int] | None, options: SplitOptions) -> OrderedSplit:
+    """Split ``n_rows`` rows in memory: by the ``given`` split sizes, else permuted with the seed and cut by fractions.
+
+    The one rule of :meth:`MemoryStore.plan`; a reader that fits something on the training rows before the data
+    exists (:mod:`lr_lightning.data.encoding`) asks it which rows those are.
+    """
+    if given is not None:
+        order, (n_train, n_val, n_test), fallback = None, given, slice(0, given[0])
+    else:
+        n_train, n_val, n_test = split_sizes(n_rows, options.val_fraction, options.test_fraction)
+        held_out = n_val + n_test
+        order = np.random.default_rng(options.seed).permutation(n_rows) if held_out else None
+        fallback = slice(0, n_rows)
+    return OrderedSplit(
+        order,
+        {
+            "train": slice(0, n_train),
+            "val": slice(n_train, n_train + n_val) if n_val else fallback,
+            "test": slice(n_train + n_val, n_train + n_val + n_test) if n_test else fallback,
+            "all": slice(0, n_rows),
+        },
+    )
 
 
 class MemoryStore(RowStore):
@@ -83,23 +107,7 @@ class MemoryStore(RowStore):
     @classmethod
     def plan(cls, data: ArrayData, options: SplitOptions) -> OrderedSplit:
         """Cut the rows by ``data.split_sizes``, or permute them with the seed and cut them by the fractions."""
-        n_rows = data.features.shape[0]
-        if data.split_sizes is not None:
-            order, (n_train, n_val, n_test), fallback = None, data.split_sizes, slice(0, data.split_sizes[0])
-        else:
-            n_train, n_val, n_test = split_sizes(n_rows, options.val_fraction, options.test_fraction)
-            held_out = n_val + n_test
-            order = np.random.default_rng(options.seed).permutation(n_rows) if held_out else None
-            fallback = slice(0, n_rows)
-        return OrderedSplit(
-            order,
-            {
-                "train": slice(0, n_train),
-                "val": slice(n_train, n_train + n_val) if n_val else fallback,
-                "test": slice(n_train + n_val, n_train + n_val + n_test) if n_test else fallback,
-                "all": slice(0, n_rows),
-            },
-        )
+        return ordered_split(data.features.shape[0], data.split_sizes, options)
 
     @classmethod
     def build(cls, data: ArrayData, split: RowSplit, dtype: torch.dtype, task: str) -> MemoryStore:
