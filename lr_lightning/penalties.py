@@ -40,6 +40,13 @@ the standardized features, our minimizer is that of:
   (:func:`sklearn_logistic_c`), whose objective :math:`C \sum_i \ell_i + \frac{1}{2}\lVert W \rVert_F^2` is ours
   times :math:`C N = 1 / (2 \lambda_2)`.
 
+**With sample weights** :math:`w_i` the data loss is the weighted mean :math:`\sum_i w_i \ell_i / \sum_i w_i`, and
+every line above holds with scikit-learn given ``sample_weight=w`` and N read as the weight sum
+:math:`\sum_i w_i` (the row count without weights): ``Ridge(alpha=sum(w) * l2_strength)``,
+``LogisticRegression(C=1 / (2 * sum(w) * l2_strength))``; ``Lasso`` and ``ElasticNet`` rescale their
+``sample_weight`` to sum to the row count, which makes their data term :math:`\frac{1}{2 \sum_i w_i} \sum_i w_i
+r_i^2` and leaves their alphas as they are. Pass the weight sum as ``num_rows``.
+
 With ``standardize_targets`` the data loss, and so the mapping, is on standardized targets. The L1 term is not
 differentiable at 0: gradient steps on it only make weights hover around zero. :func:`soft_threshold` is its
 proximal operator, which the models apply after each plain-SGD step (proximal gradient descent, ISTA), so
@@ -160,11 +167,12 @@ def initialize_linear(linear: torch.nn.Linear, init: str = "default", std: float
             linear.bias.zero_()
 
 
-def sklearn_ridge_alpha(l2_strength: float, num_rows: int) -> float:
+def sklearn_ridge_alpha(l2_strength: float, num_rows: float) -> float:
     r"""scikit-learn ``Ridge(alpha)`` equal to our L2 penalty on N rows: ``alpha = N * l2_strength``.
 
     Ours is :math:`\frac{1}{N}\lVert y - Xw \rVert^2 + \lambda_2 \lVert w \rVert^2`; multiplied by N it is
-    Ridge's :math:`\lVert y - Xw \rVert^2 + N\lambda_2 \lVert w \rVert^2`, with the same minimizer.
+    Ridge's :math:`\lVert y - Xw \rVert^2 + N\lambda_2 \lVert w \rVert^2`, with the same minimizer. With sample
+    weights N is their sum (``num_rows`` need not be an integer) and Ridge gets the same ``sample_weight``.
     """
     return num_rows * l2_strength
 
@@ -178,12 +186,13 @@ def sklearn_lasso_alpha(l1_strength: float) -> float:
     return l1_strength / 2
 
 
-def sklearn_logistic_c(l2_strength: float, num_rows: int) -> float:
+def sklearn_logistic_c(l2_strength: float, num_rows: float) -> float:
     r"""scikit-learn ``LogisticRegression(C)`` equal to our L2 penalty on N rows: ``C = 1 / (2 * N * l2_strength)``.
 
     Ours is :math:`\frac{1}{N}\sum_i \ell_i + \lambda_2 \lVert W \rVert_F^2` for any number of classes (the
     penalty is not divided by the number of logits); times :math:`C N` it is scikit-learn's
-    :math:`C \sum_i \ell_i + \frac{1}{2}\lVert W \rVert_F^2` when :math:`C N \lambda_2 = 1/2`.
+    :math:`C \sum_i \ell_i + \frac{1}{2}\lVert W \rVert_F^2` when :math:`C N \lambda_2 = 1/2`. With sample weights
+    N is their sum and the log-losses are weighted on both sides.
     """
     if l2_strength <= 0:
         raise ValueError("scikit-learn's C is infinite without an L2 penalty: l2_strength must be > 0")

@@ -97,7 +97,7 @@ def _regression_certificate(
         source = "computed at the final weights (the fit was not certified)"
     gap, relative = taken
     certificate = {"kind": "optimality_gap", "gap": gap, "relative_gap": relative, "tolerance": GAP_TOLERANCE}
-    variance = float(np.sum(state.r_factor[:, state.n_features :] ** 2)) / (state.n_rows * state.n_targets)
+    variance = float(np.sum(state.r_factor[:, state.n_features :] ** 2)) / (state.weight_sum * state.n_targets)
     measure = relative if relative is not None else gap / max(variance, 1e-300)  # an exact fit: against the variance
     shown = f"relative optimality gap {relative:.3g}" if relative is not None else f"optimality gap {gap:.3g}"
     certificate["line"] = f"Validity: {shown} ({source}); tolerance {GAP_TOLERANCE:g}"

@@ -66,6 +66,8 @@ _RECORD_KEYS = (
 #: OLSFit fields (:meth:`OLSFit.to_arrays <lr_lightning.inference.OLSFit.to_arrays>`) of shape (K,) in a record.
 _FIT_BY_TARGET = ("intercept", "ssr", "ess", "centered_tss", "uncentered_tss")
 _FIT_KEYS = ("fit_intercept", "n_rows", "center", "shift", "aliased", "r_design", "coef", *_FIT_BY_TARGET)
+#: The sums a weighted (WLS) fit adds to its record (:meth:`OLSFit.to_arrays`); an unweighted fit has neither.
+_WEIGHTED_FIT_KEYS = ("weight_sum", "log_weight_sum")
 #: OLSResults fields of shape (E, p), (E, p, p) and (E,) in a record.
 _OLS_BY_TERM = ("params", "bse", "tvalues", "pvalues")
 _OLS_BY_EQUATION = (
@@ -226,7 +228,14 @@ def _logistic_from_record(raw: Any, kind: str, equations: int, term_names: list[
 
 def _fit_from_record(raw: Any, results: OLSResults, equations: int, terms: int) -> OLSFit:
     """Rebuild, checked, the OLS fit of a valid OLS table: shapes, finiteness and agreement with its results."""
-    arrays = _keys(raw, _FIT_KEYS, "['fit']")
+    weighted = [key for key in _WEIGHTED_FIT_KEYS if isinstance(raw, dict) and key in raw]
+    _require(len(weighted) in (0, len(_WEIGHTED_FIT_KEYS)), f"['fit'] holds {weighted} without the other weight sum")
+    arrays = _keys(raw, (*_FIT_KEYS, *weighted), "['fit']")
+    for key in weighted:
+        value = _array(arrays[key], f"fit.{key}", ())
+        _require(bool(np.isfinite(value)), f"['fit'][{key!r}] is not finite")
+    if weighted:
+        _require(float(arrays["weight_sum"]) > 0, "['fit']['weight_sum'] is not positive")
     intercept = bool(_array(arrays["fit_intercept"], "fit.fit_intercept", (), "b"))
     _require(int(intercept) == results.k_constant, "['fit']['fit_intercept'] differs from ['ols']['k_constant']")
     features = terms - int(intercept)

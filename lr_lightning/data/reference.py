@@ -10,8 +10,6 @@ affine model, the optimality certificate (:func:`lr_lightning.streaming.optimali
 
 from __future__ import annotations
 
-import numpy as np
-
 from lr_lightning.closed_form import LeastSquaresSolution
 from lr_lightning.data.ranks import Ranks
 from lr_lightning.data.rows import CHUNK_ROWS
@@ -37,22 +35,8 @@ def gather_state(state: LeastSquaresState, ranks: Ranks) -> LeastSquaresState:
     """Return the merge of every rank's ``state`` in rank order (a collective under DDP; ``state`` for one process)."""
     if ranks.all_gather is None:
         return state
-    arrays = state.to_arrays()
-    width = state.width
-    vector = np.concatenate([[float(state.n_rows)], arrays["mean"], arrays["r_factor"].ravel()])
-    gathered = ranks.all_gather(vector)  # (world_size, 1 + P + P²)
-    states = [
-        LeastSquaresState.from_arrays(
-            {
-                "n_rows": round(row[0]),
-                "n_features": state.n_features,
-                "mean": row[1 : 1 + width],
-                "r_factor": row[1 + width :].reshape(width, width),
-            }
-        )
-        for row in gathered
-    ]
-    return merge_all(states)
+    gathered = ranks.all_gather(state.to_vector())  # (world_size, 3 + P + P²)
+    return merge_all([LeastSquaresState.from_vector(row, state.n_features, state.n_targets) for row in gathered])
 
 
 def training_state(store: RowStore, ranks: Ranks | None = None) -> LeastSquaresState | None:

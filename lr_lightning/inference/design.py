@@ -4,6 +4,14 @@ For features :math:`X` (n, D) and targets :math:`Y` (n, K) the design is :math:`
 with an intercept (statsmodels' ``add_constant`` order: the constant first) and :math:`\tilde X = X` (p = D)
 without; each target k is its own regression :math:`y_k = \tilde X \beta_k + \varepsilon_k` on the same design.
 
+**Weighted least squares.** A state of weighted rows (:class:`~lr_lightning.streaming.LeastSquaresState` with
+weights :math:`w`) gives statsmodels' ``WLS(y_k, X~, weights=w)``: the OLS fit of the whitened rows
+:math:`\sqrt{w_i}\,[\tilde x_i, y_i]`, whose R factor the state holds. Everything below reads so, with n the
+weight sum :math:`\sum_i w_i` wherever it weighs the mean (:math:`\sqrt n` in :math:`R_c`, :math:`n m m^\top`)
+and the sums of squares weighted (:math:`\sum_i w_i e_i^2`, the weighted centred TSS, statsmodels' WLS ones).
+The number of observations is the number of rows of positive weight (rows of weight 0 are as if absent, R's
+``lm`` convention; statsmodels would count them in ``nobs``). Without weights every :math:`w_i` is 1.
+
 **The design's R factor, from the state.** The state holds the count n, the column means :math:`m = [m_x; m_y]`
 and the R factor :math:`R` (P, P) of the centred block :math:`Z - 1 m^\top`, :math:`Z = [X, Y]`. With an
 intercept the design is reparametrized around the means, :math:`[1, X - 1 m_x^\top]`, whose columns are orthogonal
@@ -87,7 +95,7 @@ class OLSFit:
 
     Attributes:
         fit_intercept: whether the design has the constant column (first).
-        n_rows: n, the number of observations.
+        n_rows: n, the number of observations (rows of positive weight).
         center: (D + K,), the point the design is centred on, in original units: the column means of [X, Y]
             with an intercept, zeros without.
         shift: (D + K,), :math:`[s_x; s_y]`, what the caller subtracted from the rows it fed (zeros by default).
@@ -100,6 +108,9 @@ class OLSFit:
         ess: (K,), the explained sums of squares (about the mean with an intercept, about 0 without).
         centered_tss: (K,), :math:`\lVert y_k - \bar y_k \rVert^2`.
         uncentered_tss: (K,), :math:`\lVert y_k \rVert^2`.
+        weight_sum: :math:`\sum_i w_i` over the fitted rows (n when unweighted). The sums of squares above are
+            weighted, :math:`\sum_i w_i e_{ik}^2` and so on, and ``center`` holds weighted means.
+        log_weight_sum: :math:`\sum_i \log w_i` (0 when unweighted), the log-likelihood's term of the weights.
 
     """
 
@@ -115,6 +126,13 @@ class OLSFit:
     ess: np.ndarray
     centered_tss: np.ndarray
     uncentered_tss: np.ndarray
+    weight_sum: float
+    log_weight_sum: float
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the fit is weighted least squares with weights other than all 1 (see ``LeastSquaresState``)."""
+        return self.weight_sum != self.n_rows or self.log_weight_sum != 0.0
 
     @property
     def n_features(self) -> int:
@@ -174,7 +192,8 @@ class OLSFit:
 
         :math:`\tilde x_{c,i}` is the row's kept design entries centred on ``center`` (with the constant 1 first
         when there is an intercept). For the fitted rows the :math:`a_i` are the rows of the thin Q factor of the
-        design, so :math:`\sum_i a_i a_i^\top = I` and :math:`h_{ii} = \lVert a_i \rVert^2` is the leverage.
+        design, so :math:`\sum_i a_i a_i^\top = I` and :math:`h_{ii} = \lVert a_i \rVert^2` is the leverage (of a
+        weighted fit: :math:`\sqrt{w_i}\, a_i` are, and :math:`h_{ii} = w_i \lVert a_i \rVert^2`).
 
         Args:
             features: rows (m, D); in the units fed to the state (shifted by ``shift``) when ``fed``, else in
@@ -203,20 +222,31 @@ class OLSFit:
         return matrix - (self.center[self.n_features :] - (self.shift[self.n_features :] if fed else 0.0))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Return the fields as NumPy arrays (``fit_intercept`` as a bool array, ``n_rows`` as int64)."""
+        """Return the fields as NumPy arrays (``fit_intercept`` as a bool array, ``n_rows`` as int64).
+
+        ``weight_sum`` and ``log_weight_sum`` (float64 scalars) only for a :attr:`weighted` fit: an unweighted
+        fit's arrays are those written before weights existed.
+        """
         arrays = {name: np.asarray(getattr(self, name)).copy() for name in _ARRAY_FIELDS}
         arrays["fit_intercept"] = np.asarray(self.fit_intercept)
         arrays["n_rows"] = np.asarray(self.n_rows, dtype=np.int64)
+        if self.weighted:
+            arrays["weight_sum"] = np.asarray(self.weight_sum, dtype=np.float64)
+            arrays["log_weight_sum"] = np.asarray(self.log_weight_sum, dtype=np.float64)
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, npt.ArrayLike]) -> OLSFit:
-        """Rebuild the fit :meth:`to_arrays` wrote (NumPy arrays or CPU tensors)."""
+        """Rebuild the fit :meth:`to_arrays` wrote (NumPy arrays or CPU tensors); no weight sums: unweighted."""
         values = {name: np.asarray(arrays[name], dtype=np.float64) for name in _ARRAY_FIELDS if name != "aliased"}
+        n_rows = int(np.asarray(arrays["n_rows"]))
+        weighted = "weight_sum" in arrays
         return cls(
             fit_intercept=bool(np.asarray(arrays["fit_intercept"])),
-            n_rows=int(np.asarray(arrays["n_rows"])),
+            n_rows=n_rows,
             aliased=np.asarray(arrays["aliased"], dtype=bool),
+            weight_sum=float(np.asarray(arrays["weight_sum"])) if weighted else float(n_rows),
+            log_weight_sum=float(np.asarray(arrays["log_weight_sum"])) if weighted else 0.0,
             **values,
         )
 
@@ -251,7 +281,7 @@ def fit_ols(
     r"""Return the OLS fit of every target on the state's rows, in O(P³), without another pass.
 
     Args:
-        state: the state of the fitted rows, n > rank.
+        state: the state of the fitted rows, n > rank; a weighted state gives the weighted least-squares fit.
         fit_intercept: add the constant column first (statsmodels' ``add_constant``); otherwise the regression
             goes through the origin of the original units (statsmodels' ``hasconst=False``).
         feature_shift: :math:`s_x` (D,), what the caller subtracted from the features it fed; None for zeros.
@@ -266,6 +296,7 @@ def fit_ols(
 
     """
     n_rows, n_features, n_targets = state.n_rows, state.n_features, state.n_targets
+    weight_sum = state.weight_sum  # weighs the mean where n_rows counts the observations
     if n_rows == 0:
         raise ValueError("the state holds no rows: there is nothing to fit")
     shift = np.concatenate(
@@ -274,7 +305,7 @@ def fit_ols(
     mean = state.mean + shift  # (P,), original units
     if fit_intercept:
         r_full = state.r_factor  # shift-invariant
-        column_norms = np.sqrt(np.sum(r_full[:, :n_features] ** 2, axis=0) + n_rows * mean[:n_features] ** 2)
+        column_norms = np.sqrt(np.sum(r_full[:, :n_features] ** 2, axis=0) + weight_sum * mean[:n_features] ** 2)
         center = mean.copy()
     else:
         original = state.copy()
@@ -297,7 +328,7 @@ def fit_ols(
     r_design = r11.copy()
     if fit_intercept:
         r_design = np.zeros((rank, rank))
-        r_design[0, 0] = np.sqrt(n_rows)
+        r_design[0, 0] = np.sqrt(weight_sum)
         r_design[1:, 1:] = r11
     centered_tss = np.sum(state.r_factor[:, n_features:] ** 2, axis=0)  # (K,), the centred scatter's diagonal
     return OLSFit(
@@ -312,5 +343,7 @@ def fit_ols(
         ssr=np.sum(r22**2, axis=0),
         ess=np.sum(r12**2, axis=0),
         centered_tss=centered_tss,
-        uncentered_tss=centered_tss + n_rows * mean[n_features:] ** 2,
+        uncentered_tss=centered_tss + weight_sum * mean[n_features:] ** 2,
+        weight_sum=float(weight_sum),
+        log_weight_sum=float(state.log_weight_sum),
     )

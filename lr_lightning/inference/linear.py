@@ -18,8 +18,13 @@ For each target k, the same numbers as ``statsmodels.api.OLS(y_k, add_constant(X
 * ``fvalue``, the overall F test that every slope (every coefficient but the constant) is 0: nonrobust,
   (ESS / df_model) / (SSR / df_resid); robust, the Wald statistic :math:`w^\top V_w^{-1} w / J`, V the robust
   covariance of the tested coefficients w and J their number; ``f_pvalue`` from F(J, df_resid) (J = df_model);
-* ``llf`` = :math:`-\frac n2 (\log 2\pi + \log(\mathrm{SSR}/n) + 1)`, ``aic`` = -2 llf + 2p,
-  ``bic`` = -2 llf + p log n.
+* ``llf`` = :math:`-\frac n2 (\log 2\pi + \log(\mathrm{SSR}/n) + 1) + \frac12 \sum_i \log w_i`, ``aic`` =
+  -2 llf + 2p, ``bic`` = -2 llf + p log n.
+
+**Weighted least squares.** From a weighted state the fit is statsmodels' ``WLS(y_k, X~, weights=w)``
+(:mod:`~lr_lightning.inference.design`): SSR, ESS and both TSS are the weighted sums of squares statsmodels' WLS
+reports (the centred TSS about the weighted mean), n the number of rows of positive weight, and the
+log-likelihood has the term :math:`\frac12 \sum_i \log w_i` (0 without weights), as statsmodels' has.
 
 Aliased coefficients (:mod:`~lr_lightning.inference.design`) are 0 with NaN standard errors, statistics and
 intervals, and NaN rows and columns in ``cov_params``. All fields are NumPy arrays (or plain scalars) so
@@ -216,7 +221,7 @@ def ols_results(
         f_pvalue = np.where(df_num > 0, stats.f.sf(fvalue, np.maximum(df_num, 1.0), df_resid), np.nan)
         rsquared = fit.ess / tss
         rsquared_adj = 1.0 - (n_rows - fit.k_constant) / df_resid * (fit.ssr / tss)
-    llf = -n_rows / 2.0 * (np.log(2.0 * np.pi) + np.log(fit.ssr / n_rows) + 1.0)
+    llf = -n_rows / 2.0 * (np.log(2.0 * np.pi) + np.log(fit.ssr / n_rows) + 1.0) + 0.5 * fit.log_weight_sum
     n_params = df_model + fit.k_constant
     return OLSResults(
         params=params,
@@ -256,7 +261,9 @@ class PredictionIntervals:
     :math:`a_0 = R_c^{-\top} \tilde x_{c,0}` (that is :math:`\sqrt{\tilde x_0^\top \hat\sigma^2 (\tilde X^\top
     \tilde X)^{-1} \tilde x_0}`); ``mean_ci_*`` :math:`\hat y_0 \mp q\,` mean_se and ``obs_ci_*`` :math:`\hat y_0
     \mp q \sqrt{\text{mean\_se}^2 + \hat\sigma^2}`, q Student's t quantile :math:`q_{1-\alpha/2}` with df_resid
-    degrees of freedom.
+    degrees of freedom. For a weighted fit, statsmodels' WLS ``get_prediction`` with its default weight 1 for the
+    new rows: :math:`\tilde X^\top W \tilde X` in place of :math:`\tilde X^\top \tilde X` and :math:`\hat\sigma^2`
+    the weighted SSR over df_resid, the variance of an observation of weight 1.
     """
 
     mean: np.ndarray

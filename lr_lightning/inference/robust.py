@@ -18,7 +18,10 @@ design's centre), the sandwich is :math:`G M G^\top` with the *whitened* meat
 
     M = \sum_i \omega_i a_i a_i^\top, \qquad a_i = R_c^{-\top} \tilde x_{c,i}, \qquad h_{ii} = \lVert a_i \rVert^2,
 
-where the :math:`a_i` are the rows of the design's thin Q factor (:math:`\sum_i a_i a_i^\top = I`). So the pass
+where the :math:`a_i` are the rows of the design's thin Q factor (:math:`\sum_i a_i a_i^\top = I`). A weighted fit
+is statsmodels' ``WLS(..., weights=w).fit(cov_type=...)``, the above on the whitened rows: :math:`a_i` and
+:math:`e_i` scaled by :math:`\sqrt{w_i}`, so :math:`\omega_i` has :math:`w_i e_i^2` and :math:`h_{ii} = w_i
+\lVert a_i \rVert^2`, n the number of rows of positive weight (rows of weight 0 add nothing). So the pass
 needs only :math:`R_c`, the centre and the coefficients (an :class:`~lr_lightning.inference.design.OLSFit`), and
 accumulates plain sums of positive semi-definite terms, p' x p' per target and weighting, with no cancellation:
 states merge by addition (:meth:`HCAccumulator.merge`), or as flat vectors summed by an all-reduce
@@ -35,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lr_lightning.inference.design import OLSFit
+from lr_lightning.streaming.state import _row_weights
 
 __all__ = ["HC_TYPES", "HCAccumulator"]
 
@@ -69,8 +73,11 @@ class HCAccumulator:
         self.ssr = np.zeros(fit.n_targets)  # (K,), a check that the pass saw the fitted rows
         self.sums = {name: np.zeros((fit.n_targets, fit.rank, fit.rank)) for name in self.weightings}
 
-    def update(self, features: npt.ArrayLike, targets: npt.ArrayLike) -> None:
-        """Add a chunk's rows, in place: features (m, D) and targets (m,) or (m, K), as fed to the state."""
+    def update(self, features: npt.ArrayLike, targets: npt.ArrayLike, weights: npt.ArrayLike | None = None) -> None:
+        """Add a chunk's rows, in place: features (m, D), targets (m,) or (m, K) and weights (m,), as fed to the state.
+
+        ``weights`` None: every row weighs 1. Rows of weight 0 are left out, as the state leaves them out.
+        """
         fit = self.fit
         centred_x = fit.centred_features(features)  # (m, D)
         centred_y = fit.centred_targets(targets)  # (m, K)
@@ -78,16 +85,26 @@ class HCAccumulator:
             raise ValueError(f"features have {centred_x.shape[0]} rows but targets have {centred_y.shape[0]}")
         if centred_x.shape[0] == 0:
             return
+        whitened = fit.whitened_rows(features)  # (m, p')
+        if weights is not None:
+            # The rows of the whitened design and targets, sqrt(w) [x, y], of positive weight.
+            root = np.sqrt(_row_weights(weights, centred_x.shape[0]))[:, None]  # (m, 1)
+            positive = root[:, 0] > 0
+            root = root[positive]
+            centred_x, centred_y, whitened = (
+                centred_x[positive] * root,
+                centred_y[positive] * root,
+                whitened[positive] * root,
+            )
         # Centred on the design's centre, the centred intercept is 0 (y - b - W x = y_c - W x_c).
         residuals = centred_y - centred_x @ fit.coef.T  # (m, K)
-        whitened = fit.whitened_rows(features)  # (m, p')
         complement = 1.0 - np.sum(whitened**2, axis=1)  # (m,), 1 - h_ii
         squared = residuals**2
         factors = {"HC0": np.ones_like(complement), "HC2": 1.0 / complement, "HC3": 1.0 / complement**2}
         for name in self.weightings:
-            weights = squared * factors[name][:, None]  # (m, K)
+            omega = squared * factors[name][:, None]  # (m, K)
             for k in range(fit.n_targets):
-                self.sums[name][k] += (whitened * weights[:, k : k + 1]).T @ whitened
+                self.sums[name][k] += (whitened * omega[:, k : k + 1]).T @ whitened
         self.n_rows += int(centred_x.shape[0])
         self.ssr += np.sum(squared, axis=0)
 

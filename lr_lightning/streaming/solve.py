@@ -14,11 +14,14 @@ D-by-D matrix serves every alpha. Without an intercept the same is done on the R
 (:meth:`LeastSquaresState.raw_r_factor`), so one state serves both.
 
 **The penalty.** ``l2_strength`` is the models' :math:`\lambda_2` (:mod:`lr_lightning.penalties`): each target
-solves :math:`\frac{1}{N}\lVert y_k - X w_k - b_k \rVert^2 + \lambda_2 \lVert \sigma \odot w_k \rVert^2`, whose
-minimizer is that of scikit-learn's ``Ridge(alpha=N * l2_strength)`` on :math:`X / \sigma`
-(:func:`lr_lightning.penalties.sklearn_ridge_alpha`), N the state's row count (every rank's, once merged), with
-:math:`\sigma` = ``feature_scale`` (e.g. :meth:`LeastSquaresState.feature_std`, ``StandardScaler``'s scale) or
-ones. Scaling the columns of :math:`R_{11}` by :math:`1/\sigma` is the R factor of the scaled design.
+solves :math:`\frac{1}{N}\sum_i w_i (y_{ik} - x_i^\top w_k - b_k)^2 + \lambda_2 \lVert \sigma \odot w_k \rVert^2`,
+whose minimizer is that of scikit-learn's ``Ridge(alpha=N * l2_strength)`` on :math:`X / \sigma` with
+``sample_weight=w`` (:func:`lr_lightning.penalties.sklearn_ridge_alpha`), N the state's weight sum
+:math:`\sum_i w_i` (the row count without weights; every rank's, once merged), with :math:`\sigma` =
+``feature_scale`` (e.g. :meth:`LeastSquaresState.feature_std`, ``StandardScaler``'s scale) or ones. Scaling the
+columns of :math:`R_{11}` by :math:`1/\sigma` is the R factor of the scaled design. A weighted state is the
+unweighted problem on the rows scaled by :math:`\sqrt{w_i}` (weighted least squares): everything above holds
+with its R.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class _Decomposition:
     """The SVD of R₁₁ and what every alpha shares (see the module docstring for the symbols)."""
 
     n_rows: int
+    weight_sum: float  # N of the mean squared error, the rows' total weight
     fit_intercept: bool
     scale: np.ndarray  # (D,) the feature scale sigma; ones when none
     x_offset: np.ndarray  # (D,) the features' means, zeros without an intercept
@@ -91,7 +95,7 @@ class _Decomposition:
         return StreamingSolution(
             coef_=coef,
             intercept_=intercept,
-            mse_=float(np.sum(rss) / (self.n_rows * rss.shape[0])),
+            mse_=float(np.sum(rss) / (self.weight_sum * rss.shape[0])),
             rank_=self.rank,
             singular_values_=self.singular_values.copy(),
             rss_=rss,
@@ -141,6 +145,7 @@ def _decompose(
     kept = s > cutoff_ratio * (s[0] if s.size else 0.0)
     return _Decomposition(
         n_rows=n_rows,
+        weight_sum=state.weight_sum,
         fit_intercept=fit_intercept,
         scale=scale,
         x_offset=x_offset.copy(),
@@ -177,10 +182,11 @@ def solve(
     r"""Least squares (``l2_strength=0``) or ridge from a pass's state, in float64.
 
     Minimizes, for each target k,
-    :math:`\frac{1}{N}\lVert y_k - X w_k - b_k \rVert^2 + \lambda_2 \lVert \sigma \odot w_k \rVert^2`, which is
-    scikit-learn's ``Ridge(alpha=N * l2_strength)`` on :math:`X / \sigma` (coefficients returned in original
-    units). With ``l2_strength=0`` on a rank-deficient or underdetermined design the weights are the minimum-norm
-    ones (of the centred problem when ``fit_intercept``, as :func:`lr_lightning.closed_form.least_squares`), with a
+    :math:`\frac{1}{N}\sum_i w_i (y_{ik} - x_i^\top w_k - b_k)^2 + \lambda_2 \lVert \sigma \odot w_k \rVert^2`
+    (N the weight sum; :math:`w_i = 1` without weights), which is scikit-learn's ``Ridge(alpha=N * l2_strength)``
+    on :math:`X / \sigma` with ``sample_weight=w`` (coefficients returned in original units). With
+    ``l2_strength=0`` on a rank-deficient or underdetermined design the weights are the minimum-norm ones (of the
+    centred problem when ``fit_intercept``, as :func:`lr_lightning.closed_form.least_squares`), with a
     :class:`~lr_lightning.closed_form.RankDeficiencyWarning` naming the rank.
 
     Args:
@@ -193,8 +199,8 @@ def solve(
             ``numpy.linalg.lstsq``'s, machine epsilon times max(N, D).
 
     Returns:
-        The solution: ``coef_`` (K, D), ``intercept_`` (K,), ``mse_`` (data MSE over rows and targets),
-        ``rank_``, ``singular_values_`` (D,) and ``rss_`` (K,).
+        The solution: ``coef_`` (K, D), ``intercept_`` (K,), ``mse_`` (data MSE over rows and targets, weighted),
+        ``rank_``, ``singular_values_`` (D,) and ``rss_`` (K,) (weighted: :math:`\sum_i w_i r_{ik}^2`).
 
     Warns:
         RankDeficiencyWarning: when the design has rank below D and ``l2_strength == 0``.
@@ -204,7 +210,7 @@ def solve(
     decomposition = _decompose(state, fit_intercept, feature_scale, rcond)
     if strength == 0:
         _warn_if_rank_deficient(decomposition, state.n_features)
-    return decomposition.solution(state.n_rows * strength)
+    return decomposition.solution(state.weight_sum * strength)
 
 
 def ridge_path(
@@ -218,7 +224,8 @@ def ridge_path(
 
     Args:
         state: the state of the rows to fit.
-        l2_strengths: the models' strengths, shape (A,), each >= 0 (scikit-learn's alpha is N times each).
+        l2_strengths: the models' strengths, shape (A,), each >= 0 (scikit-learn's alpha is N, the weight sum,
+            times each).
         fit_intercept: fit an unpenalized intercept.
         feature_scale: :math:`\sigma` (D,), as in :func:`solve`.
         rcond: as in :func:`solve`.
@@ -234,4 +241,4 @@ def ridge_path(
     decomposition = _decompose(state, fit_intercept, feature_scale, rcond)
     if any(strength == 0 for strength in strengths):
         _warn_if_rank_deficient(decomposition, state.n_features)
-    return [decomposition.solution(state.n_rows * strength) for strength in strengths]
+    return [decomposition.solution(state.weight_sum * strength) for strength in strengths]
