@@ -163,7 +163,7 @@ def checkpoint_defaults(args: list[str]) -> tuple[str, dict[str, Any]] | None:
     if not ckpt_path or ckpt_path in CHECKPOINT_ALIASES:
         return None
     record = read_record(load_checkpoint(ckpt_path), ckpt_path)
-    data_options = {
+    data_options: dict[str, Any] = {
         "features": record.feature_names,
         "targets": record.target_columns,
         "task": record.task,

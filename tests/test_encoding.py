@@ -151,6 +151,16 @@ def test_integer_coded_levels_sort_and_match_by_value() -> None:
     )
 
 
+def test_levels_that_only_look_like_numbers_are_text() -> None:
+    codes = ["1", "2", "1e99999999999999999999999999999"]  # beyond any exact decimal: a text level
+    encoding = fit_encoding({"code": codes}, ["code"], np.arange(3), EncodingOptions(["code"]), where)
+    reference = OneHotEncoder(drop="first", sparse_output=False).fit(np.array(codes, dtype=object)[:, None])
+    assert encoding.output_names == [f"code={level}" for level in reference.categories_[0][1:].tolist()]
+    assert "level '1.0' was not in the training rows" in refused(
+        {"code": [*codes, "1.0"]}, EncodingOptions(["code"]), [0, 1, 2]
+    )
+
+
 def test_unknown_level_is_an_error_naming_row_column_and_levels() -> None:
     columns = {"hood": ["north", "south", "east", "north", "west"]}
     encoding = fit_encoding(columns, ["hood"], np.arange(4), EncodingOptions(["hood"]), where)
@@ -356,6 +366,7 @@ FORGERIES = {
     "version 2": _set(("version",), 2),
     "version true": _set(("version",), True),
     "version text": _set(("version",), "1"),
+    "version of 5000 digits": _set(("version",), 10**5000),
     "missing avg": _set(("missing",), "avg"),
     "missing a list": _set(("missing",), ["mean"]),
     "missing an array": _set(("missing",), np.array(["mean", "median"])),
@@ -389,6 +400,7 @@ FORGERIES = {
     "numeric levels unsorted by value": _set((*GRADE, "levels"), ["1", "10", "2"]),
     "numeric levels one value twice": _set((*GRADE, "levels"), ["1", "1.0", "2"]),
     "numeric levels none": _set((*GRADE, "levels"), []),
+    "a numeric level beyond Decimal": _set((*GRADE, "levels"), ["1", "1e99999999999999999999999999999"]),
     "numeric not a bool": _set((*GRADE, "numeric"), "true"),
     "no level at all": lambda record: _set((*HOOD, "missing_level"), False)(_set((*HOOD, "levels"), [])(record)),
     "one level with drop_first": _set((*GRADE, "levels"), ["1"]),

@@ -45,6 +45,16 @@ def reference_pipeline(table: pd.DataFrame, strategy: str = "mean") -> object:
     return pipeline
 
 
+def sklearn_to_ours(name: str) -> str:
+    """Name a column of scikit-learn's ``get_feature_names_out`` as the package names it."""
+    if name.startswith("cat__neighbourhood_"):
+        level = name.removeprefix("cat__neighbourhood_")
+        return f"neighbourhood={'(missing)' if level == 'nan' else level}"
+    if name.startswith("num__missingindicator_"):
+        return name.removeprefix("num__missingindicator_") + "_missing"
+    return name.removeprefix("num__")
+
+
 def read_csv(path: Path) -> dict[str, list[str]]:
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle))
@@ -122,14 +132,7 @@ def test_coefficients_by_name_equal_the_pipeline_on_the_training_rows(tmp_path: 
     fit(model, data, epochs=1)
     pipeline = reference_pipeline(pd.read_csv(REPO / "data" / "rentals.csv"), strategy="median")
     names = pipeline[0].get_feature_names_out()  # type: ignore[index]
-    ours = {
-        name.replace("cat__neighbourhood_", "neighbourhood=")
-        .replace("=nan", "=(missing)")
-        .replace("num__missingindicator_", "")
-        .replace("num__", ""): value
-        for name, value in zip(names, pipeline[-1].coef_, strict=True)  # type: ignore[index]
-    }
-    ours = {(f"{name}_missing" if f"num__missingindicator_{name}" in names else name): v for name, v in ours.items()}
+    ours = {sklearn_to_ours(name): value for name, value in zip(names, pipeline[-1].coef_, strict=True)}  # type: ignore[index]
     coefficients = dict(zip(data.feature_names, model.coef_.reshape(-1).tolist(), strict=True))
     assert set(coefficients) == set(ours)
     for name, value in ours.items():
@@ -168,7 +171,12 @@ def test_predict_with_ignore_encodes_an_unseen_level_as_all_zeros(tmp_path: Path
     new = tmp_path / "new.csv"
     new.write_text("town,x\nd,2\na,2\n")
     data = FileDataModule(
-        str(train), categorical=["town"], handle_unknown="ignore", predict_path=str(new), val_fraction=0, test_fraction=0
+        str(train),
+        categorical=["town"],
+        handle_unknown="ignore",
+        predict_path=str(new),
+        val_fraction=0,
+        test_fraction=0,
     )
     features = data.predict_features()
     assert data.feature_names == ["town=b", "town=c", "x"]

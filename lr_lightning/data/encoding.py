@@ -1,4 +1,4 @@
-r"""Categorical columns and missing cells of a table's features: text cells in, a float64 design matrix out.
+"""Categorical columns and missing cells of a table's features: text cells in, a float64 design matrix out.
 
 The encoding is fitted on the training rows only (:func:`fit_encoding`) and applied unchanged to every other row
 and to a new file at ``predict`` (:meth:`TableEncoding.transform`); it is saved in a checkpoint as plain values
@@ -142,7 +142,7 @@ def _number(text: str) -> float | None:
         return None
 
 
-def read_numbers(column: str, cells: list[str], allow_missing: bool) -> tuple[np.ndarray, _Problem | None]:
+def _read_numbers(column: str, cells: list[str], allow_missing: bool) -> tuple[np.ndarray, _Problem | None]:
     """Return a numeric column's values, shape (n,) float64 with NaN where missing, and its first bad cell."""
     texts, codes = _distinct(cells)
     values = np.full(len(texts), np.nan)
@@ -228,7 +228,7 @@ class TableEncoding:
         for column in self.columns:
             cells = columns[column.name]
             if isinstance(column, NumericColumn):
-                values, problem = read_numbers(column.name, cells, allow_missing=column.fill is not None)
+                values, problem = _read_numbers(column.name, cells, allow_missing=column.fill is not None)
                 missing = np.isnan(values)  # (n,)
                 blocks.append(np.where(missing, column.fill if column.fill is not None else 0.0, values)[:, None])
                 if column.indicator:
@@ -317,7 +317,7 @@ def fit_encoding(
             fitted.append(CategoricalColumn(name, levels, numeric, bool(missing), options.drop_first))
             problem = _first_row(codes, missing, name) if options.missing is None else None
         else:
-            values, problem = read_numbers(name, cells, allow_missing=options.missing is not None)
+            values, problem = _read_numbers(name, cells, allow_missing=options.missing is not None)
             observed = values[~np.isnan(values)]
             fill = None
             if options.missing is not None and observed.size:

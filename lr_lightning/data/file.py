@@ -186,9 +186,10 @@ class FileDataModule(InMemoryDataModule):
         if self._encoding is None:
             count = len(rows.cells[rows.feature_names[0]])
             split_files = self.val_path is not None or self.test_path is not None
-            options = SplitOptions(self.val_fraction, self.test_fraction, self.seed, self.block_rows)
-            train = np.arange(count) if split_files else ordered_split(count, None, options).source_rows("train")
-            self._encoding = fit_encoding(rows.cells, rows.feature_names, train, self.encoding_options, rows.name_row)
+            split = SplitOptions(self.val_fraction, self.test_fraction, self.seed, self.block_rows)
+            train = np.arange(count) if split_files else ordered_split(count, None, split).source_rows("train")
+            options = self.encoding_options
+            self._encoding = fit_encoding(rows.cells, rows.feature_names, train, options, rows.name_row, source=path)
         self._encoded_weights[path] = rows.weights
         return encoded_table(rows, self._encoding)
 
