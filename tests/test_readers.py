@@ -144,7 +144,11 @@ def test_a_delimiter_reads_the_same_values_as_commas(delimiter: str, tmp_path: P
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("x0;x1;y\n1;2;3\n4;oops;6\n", r"^(\S+), row 3, column 'x1': 'oops' is not a number$"),
+        (
+            "x0;x1;y\n1;2;3\n4;oops;6\n",
+            r"^(\S+), row 3, column 'x1': 'oops' is not a number; if the column holds categories, list it in "
+            r"categorical: \[x1\]$",
+        ),
         ("x0;x1;y\n1;2;3\n4;5\n", r"^(\S+), row 3: 2 cells but the header names 3 columns$"),
         ("x0;x1;y\n1;;3\n", r"^(\S+), row 2, column 'x1': '' is not a number \(an empty cell"),
         # With a tab delimiter a line of one tab is two empty cells, not a blank line.

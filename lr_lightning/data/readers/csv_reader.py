@@ -164,14 +164,14 @@ def read_csv(
     except UnicodeDecodeError:
         raise encoding_error(path, header, delimiter) from None
     except ValueError:
-        diagnose_csv(path, header, numeric, delimiter)
+        diagnose_csv(path, header, numeric, delimiter, features=feature_names)
         raise  # the diagnosis found nothing: a parser problem we do not know, keep numpy's message
     if values.shape[0] == 0:
         raise InputError(f"{path}: the file has a header but no data rows")
     try:
         too_large = check_finite(values, numeric, str(path), first_row=2)
     except InputError:
-        diagnose_csv(path, header, numeric, delimiter)  # the same cell, named by its line number
+        diagnose_csv(path, header, numeric, delimiter, features=feature_names)  # the same cell, by its line number
         raise
     if too_large is not None:
         too_large = diagnose_csv(path, header, numeric, delimiter, too_large=True) or too_large

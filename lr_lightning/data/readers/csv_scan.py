@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,14 +176,20 @@ def encoding_error(path: Path, header: list[str] | None, delimiter: str) -> Inpu
 
 
 def diagnose_csv(
-    path: Path, header: list[str], numeric_columns: list[str], delimiter: str, too_large: bool = False
+    path: Path,
+    header: list[str],
+    numeric_columns: list[str],
+    delimiter: str,
+    too_large: bool = False,
+    features: Sequence[str] = (),
 ) -> str | None:
     """Find the first cell that is not a finite number (or a row of the wrong width) and raise an error naming it.
 
     Only runs after the fast parser has failed or found a bad value, so its speed does not matter; it reports
     the line number a text editor shows, counting blank lines, and reads cells as numpy does
     (:func:`_parse_number`). With ``too_large``, it returns the message naming the first cell whose magnitude
-    float32 cannot hold (``None`` if there is none) instead.
+    float32 cannot hold (``None`` if there is none) instead. A bad cell of one of the ``features`` gets the option
+    that would read it: ``categorical`` for text, ``missing`` for an empty cell.
     """
     indices = [header.index(name) for name in numeric_columns]
     try:
@@ -192,12 +198,14 @@ def diagnose_csv(
                 cell = row[index].strip(SPACE)
                 where = f"{path}, row {line}, column {header[index]!r}"
                 value = _parse_number(cell)
+                feature = header[index] in features
                 if not cell:
-                    raise InputError(
-                        f"{where}: '' is not a number (an empty cell: fill in or remove the missing value)"
-                    )
+                    fix = "set missing: mean or median to impute it" if feature else "fill in or remove the value"
+                    raise InputError(f"{where}: '' is not a number (an empty cell: {fix})")
                 if value is None:
-                    raise InputError(f"{where}: {cell!r} is not a number")
+                    categories = feature and any(character.isalpha() for character in cell)
+                    hint = f"; if the column holds categories, list it in categorical: [{header[index]}]"
+                    raise InputError(f"{where}: {cell!r} is not a number{hint if categories else ''}")
                 if not math.isfinite(value):
                     raise InputError(f"{where}: {cell} is not a finite number (remove or fill the missing values)")
                 if too_large and abs(value) > FLOAT32_MAX:
