@@ -181,3 +181,13 @@ def test_predict_with_ignore_encodes_an_unseen_level_as_all_zeros(tmp_path: Path
     features = data.predict_features()
     assert data.feature_names == ["town=b", "town=c", "x"]
     np.testing.assert_array_equal(features.numpy(), torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]]).numpy())
+
+
+def test_without_the_options_a_text_or_empty_feature_cell_names_the_option_that_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_text("town,x,y\nnorth,1,2\nsouth,2,3\n")
+    with pytest.raises(InputError, match=r"row 2, column 'town': 'north' is not a number; if the column holds categ"):
+        _ = FileDataModule(str(path)).description
+    path.write_text("x,z,y\n1,2,2\n,3,3\n")
+    with pytest.raises(InputError, match=r"row 3, column 'x': '' is not a number \(an empty cell: set missing: mean"):
+        _ = FileDataModule(str(path)).description
