@@ -258,6 +258,8 @@ def check_state_shapes(
         expected["linear.bias"] = (outputs,)
     if not classifier:
         expected["target_mean"] = expected["target_scale"] = (outputs,)
+    elif full.get("class_weight") is not None:  # the per-class weights it resolved, a buffer
+        expected["class_weights"] = (classes,)
     if "linear.weight" not in shapes:
         raise InputError(f"{path}: state_dict has no 'linear.weight': not an lr_lightning model checkpoint")
     for name, shape in expected.items():

@@ -6,6 +6,9 @@ the fit of the rows repeated that many times.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import lightning.pytorch as pl
 import numpy as np
 import pytest
@@ -15,11 +18,12 @@ from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 from sklearn.linear_model import Ridge
 
 from lr_lightning.callbacks import OptimalityGap
+from lr_lightning.checkpoint import load_checkpoint
 from lr_lightning.data import ArraysDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression, LogisticRegression, MultiOutputRegression
 from lr_lightning.penalties import sklearn_logistic_c, sklearn_ridge_alpha
-from tests.helpers import fit
+from tests.helpers import CONFIGS, REPO, fit, run_cli
 
 RTOL = 1e-6
 
@@ -166,3 +170,19 @@ def test_the_weighted_logit_table_equals_statsmodels_glm() -> None:
     np.testing.assert_allclose(model.params_, reference.params, rtol=RTOL)
     np.testing.assert_allclose(model.bse_, reference.bse, rtol=RTOL)
     np.testing.assert_allclose(model.inference_.to_json()["statistics"]["llf"], reference.llf, rtol=RTOL)
+
+
+def test_a_class_weighted_checkpoint_is_tested_and_predicted_from_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "iris.csv", tmp_path / "data" / "iris.csv")
+    fit_args = ["fit", "--config", str(CONFIGS / "logistic_newton.yaml"), "--model.init_args.class_weight"]
+    run_cli([*fit_args, "{setosa: 1, versicolor: 2, virginica: 0.5}"], cwd=tmp_path)
+    ckpt = tmp_path / "runs" / "logistic_newton" / "version_0" / "checkpoints" / "latest.ckpt"
+    stored = load_checkpoint(ckpt)
+    assert stored["hyper_parameters"]["class_weight"] == {"setosa": 1, "versicolor": 2, "virginica": 0.5}
+    assert stored["state_dict"]["class_weights"].tolist() == [1.0, 2.0, 0.5]
+    result = run_cli(["test", "--ckpt_path", str(ckpt), "--data.path", "data/iris.csv"], cwd=tmp_path)
+    assert "test_acc" in result.stdout
+    run_cli(["predict", "--ckpt_path", str(ckpt), "--data.path", "data/iris.csv"], cwd=tmp_path)
+    model = LogisticRegression.load_from_checkpoint(ckpt)
+    assert model.class_weights.tolist() == [1.0, 2.0, 0.5]

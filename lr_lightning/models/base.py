@@ -5,8 +5,8 @@ A model here is the affine layer :math:`z = W \tilde{x} + b` on standardized fea
 un-scaling for regression, sigmoid or softmax for classification).
 
 Subclasses set :attr:`LinearModelBase.task` and implement :meth:`LinearModelBase.configure_metrics`,
-:meth:`LinearModelBase.compute_loss` and :meth:`LinearModelBase.decode`; the rest lives here once: the weight
-penalties and initialisation of :mod:`lr_lightning.penalties`, and, after every optimizer step, the L1 proximal
+:meth:`LinearModelBase.compute_loss` and :meth:`LinearModelBase.decode`; the rest lives here once: the batches
+with or without row weights (:mod:`lr_lightning.models.weighting`), the weight penalties and initialisation of :mod:`lr_lightning.penalties`, and, after every optimizer step, the L1 proximal
 step and the divergence check of :mod:`lr_lightning.models.optimizer_step` (a non-finite loss or weight stops
 training with a :class:`TrainingDivergedError` before any checkpoint can hold it), and the epoch logs of
 :mod:`lr_lightning.models.epoch_logs`.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import IO, Any, ClassVar, TypeVar
 
 import torch
@@ -41,11 +42,13 @@ from lr_lightning.models.optimizer_step import (
 )
 from lr_lightning.models.solvers import GRADIENT, EpochPass, count_step
 from lr_lightning.models.statistics import InferenceStatistics
+from lr_lightning.models.weighting import split_batch
 from lr_lightning.penalties import validate_strength, weight_penalty
 
 __all__ = ["STAGES", "LinearModelBase", "TrainingDivergedError"]
 
 STAGES = ("train", "val", "test")
+
 
 _Model = TypeVar("_Model", bound="LinearModelBase")
 
@@ -66,7 +69,12 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
 
     The training objective is the model's mean-reduced loss plus the weight penalty of :mod:`lr_lightning.penalties`
     (which also gives the scikit-learn equivalents); ``train_loss`` logs it, ``val_loss`` and ``test_loss`` log the
-    loss alone. With ``torch.optim.SGD`` the L1 term is applied as a proximal (soft-threshold) step after each
+    loss alone. When the data has row weights :math:`w_i` (its batches are ``(features, targets, weights)``), the
+    mean over rows is the weighted one, :math:`\sum_i w_i l_i / \sum_i w_i` per batch, and the logged losses
+    are the epoch's weighted means over all processes; the metrics weigh rows by the same sample weights (those
+    that can: see the model's metrics).
+
+    With ``torch.optim.SGD`` the L1 term is applied as a proximal (soft-threshold) step after each
     optimizer step, so weights reach exact zeros; with other optimizers its subgradient is used (and a warning
     says so). The buffers ``feature_mean`` and ``feature_scale`` are :class:`~lr_lightning.models.affine.AffineModel`'s.
 
@@ -133,8 +141,22 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
         """Metrics updated with ``(decode(z), targets)``; cloned once per stage."""
 
     @abstractmethod
-    def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        """Return the training objective, a scalar, from layer outputs z of shape (B, num_outputs)."""
+    def compute_loss(self, outputs: Tensor, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+        """Return the data loss, a scalar, from layer outputs z (B, num_outputs): the rows' mean, weighted if given.
+
+        Args:
+            outputs: layer outputs z of shape (B, num_outputs).
+            targets: the batch's targets (B, K) or labels (B,).
+            weights: the rows' weights in the loss (B,) (:meth:`row_weights`); ``None``: every row weighs 1.
+
+        """
+
+    def row_weights(self, targets: Tensor, weights: Tensor | None) -> Tensor | None:
+        """Return each row's weight in the loss (B,) from the batch's sample weights; ``None`` when all weigh 1.
+
+        Here the sample weights themselves; a classifier with class weights multiplies them in.
+        """
+        return weights
 
     @abstractmethod
     def decode(self, outputs: Tensor) -> Tensor:
@@ -240,17 +262,18 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
             feature_scale=self.feature_scale,
         )
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        features, targets = batch  # (B, D), (B, K) or (B,)
+    def _shared_step(self, batch: Sequence[Tensor], stage: str) -> Tensor:
+        features, targets, weights = split_batch(batch)  # (B, D), (B, K) or (B,), (B,) or None
         outputs = self.layer_outputs(features)  # (B, D) -> (B, num_outputs)
-        loss = self.compute_loss(outputs, targets)
+        loss_weights = self.row_weights(targets, weights)
+        loss = self.compute_loss(outputs, targets, loss_weights)
         if stage == "train":
             if self.l1_strength or self.l2_strength:
                 loss = loss + self.penalty()
             self._last_train_loss = loss.detach()  # checked with the weights after the optimizer step
         else:
-            self.update_metrics(stage, outputs, targets)
-        self._epoch_loss.add(stage, loss, rows=features.shape[0])
+            self.update_metrics(stage, outputs, targets, weights)
+        self._epoch_loss.add(stage, loss, features.shape[0] if loss_weights is None else loss_weights.sum())
         return loss
 
     def _log_epoch(self, stage: str) -> None:
@@ -265,16 +288,20 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
         assert isinstance(metrics, MetricCollection)  # nn.ModuleDict types its values as Module
         return metrics
 
-    def update_metrics(self, stage: str, outputs: Tensor, targets: Tensor) -> None:
-        """Update the stage's metrics from layer outputs z (B, num_outputs); default: ``(decode(z), targets)``."""
-        self.stage_metrics(stage).update(self.decode(outputs), targets)
+    def update_metrics(self, stage: str, outputs: Tensor, targets: Tensor, weights: Tensor | None = None) -> None:
+        """Update the stage's metrics from layer outputs z (B, num_outputs); default: ``(decode(z), targets)``.
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        ``weights`` (B,), the sample weights, go to the metrics whose ``update`` takes them (the collection
+        leaves them out of the others').
+        """
+        self.stage_metrics(stage).update(self.decode(outputs), targets, weights=weights)
+
+    def training_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         """One optimization step's loss on a training batch; a pass solver folds the chunk into its sums instead."""
         if self._pass is None:
             return self._shared_step(batch, "train")
-        features, targets = batch  # raw (n, D), (n, K) or (n,)
-        self._pass.update(features, targets)
+        features, targets, weights = split_batch(batch)  # raw (n, D), (n, K) or (n,), (n,) or None
+        self._pass.update(features, targets, weights)
         return features.new_zeros(())  # nothing to step on: the epoch's objective is logged once solved
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -290,13 +317,13 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
         objective = self._pass.finish(self)
         self._epoch_loss.reset("train")
         if objective is not None:  # train_loss: the objective the pass measured, the same on every rank
-            self._epoch_loss.add("train", self.linear.weight.new_tensor(objective), rows=1)
+            self._epoch_loss.add("train", self.linear.weight.new_tensor(objective), 1)
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         """Loss and metrics on a validation batch."""
         return self._shared_step(batch, "val")
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> Tensor:
         """Loss and metrics on a test batch."""
         return self._shared_step(batch, "test")
 

@@ -1,7 +1,9 @@
-"""What a model logs once per epoch of each stage: its row-weighted mean loss and its metrics, over all processes.
+r"""What a model logs once per epoch of each stage: its weighted mean loss and its metrics, over all processes.
 
 ``LightningModule.log`` per step costs more than a linear model's whole step, so the models add every batch's loss
-(times its rows) to a running tensor (:class:`EpochLoss`) and log the mean once at the epoch's end.
+(times its weight: its rows, or the sum of its row weights) to a running tensor (:class:`EpochLoss`) and log the
+mean once at the epoch's end. A batch's loss is the weighted mean over its rows, so the epoch's is
+:math:`\sum_i w_i l_i / \sum_i w_i` over every row the processes saw.
 """
 
 from __future__ import annotations
@@ -17,39 +19,57 @@ __all__ = ["EpochLoss", "log_metrics"]
 
 
 class EpochLoss:
-    """Per stage (``train``, ``val``, ``test``): the sum over the epoch's batches of batch loss x rows, and the rows."""
+    """Per stage (``train``, ``val``, ``test``): the epoch's sum of batch loss x batch weight, and of the weights.
+
+    A batch's weight is its number of rows (an ``int``, exact however many) or, with row weights, their sum (a
+    scalar tensor, so adding it does not wait for the device).
+    """
 
     def __init__(self) -> None:
         self._sums: dict[str, Tensor] = {}
-        self._rows: dict[str, int] = {}
+        self._weights: dict[str, int | Tensor] = {}
 
     def reset(self, stage: str) -> None:
         """Start the stage's sum afresh."""
         self._sums.pop(stage, None)
-        self._rows.pop(stage, None)
+        self._weights.pop(stage, None)
 
-    def add(self, stage: str, loss: Tensor, rows: int) -> None:
-        """Add a batch's mean loss (a scalar) over ``rows`` rows, without leaving the loss's device."""
+    def add(self, stage: str, loss: Tensor, weight: int | Tensor) -> None:
+        """Add a batch's (weighted) mean loss, a scalar, times ``weight``, without leaving the loss's device.
+
+        Args:
+            stage: ``"train"``, ``"val"`` or ``"test"``.
+            loss: the batch's mean loss over its rows, weighted by the row weights if any.
+            weight: the batch's number of rows, or the sum of its row weights (a scalar tensor).
+
+        """
+        loss = loss.detach()
+        # At least float32, so that half-precision runs do not sum an epoch of losses in 8 bits of mantissa.
+        dtype = torch.promote_types(loss.dtype, torch.float32)
+        if isinstance(weight, Tensor):
+            weight = weight.detach().to(dtype)
         if stage in self._sums:
-            self._sums[stage].add_(loss.detach(), alpha=rows)
-            self._rows[stage] += rows
+            if isinstance(weight, Tensor):
+                self._sums[stage].add_(loss * weight)
+            else:
+                self._sums[stage].add_(loss, alpha=weight)
+            self._weights[stage] = self._weights[stage] + weight
         else:
-            # At least float32, so that half-precision runs do not sum an epoch of losses in 8 bits of mantissa.
-            self._sums[stage] = loss.detach().to(torch.promote_types(loss.dtype, torch.float32)) * rows
-            self._rows[stage] = rows
+            self._sums[stage] = loss.to(dtype) * weight
+            self._weights[stage] = weight
 
     def log_mean(self, module: pl.LightningModule, stage: str, like: Tensor) -> None:
-        """Log ``<stage>_loss``, the mean of the stage's batch losses weighted by rows over all processes; reset.
+        """Log ``<stage>_loss``, the mean of the stage's batch losses weighted as added, over all processes; reset.
 
         ``like`` gives the device of the zeros a process that saw no batch contributes.
         """
         loss_sum = self._sums.pop(stage, None)
-        rows = self._rows.pop(stage, 0)
+        weight = self._weights.pop(stage, 0)
         if loss_sum is None:
             loss_sum = like.new_zeros(())
-        total = torch.stack([loss_sum, loss_sum.new_tensor(rows)])
+        total = torch.stack([loss_sum, torch.as_tensor(weight, dtype=loss_sum.dtype, device=loss_sum.device)])
         if module._trainer is not None and module.trainer.world_size > 1:
-            total = module.trainer.strategy.reduce(total, reduce_op="sum")  # ranks may hold unequal row counts
+            total = module.trainer.strategy.reduce(total, reduce_op="sum")  # ranks may hold unequal weights
         if total[1] > 0:
             # Every rank now holds the same value; sync_dist only averages equal numbers (and keeps Lightning quiet).
             # train_loss and val_loss also show in the progress bar.

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from torch.nn import functional as F
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MetricCollection
 
 from lr_lightning.callbacks import OptimalityGap
 from lr_lightning.data.contract import ScalingStatistics, Task
@@ -18,6 +18,8 @@ from lr_lightning.models.base import LinearModelBase
 from lr_lightning.models.exact_fit import ExactFit
 from lr_lightning.models.ridge_selection import check_ridge_path
 from lr_lightning.models.solvers import check_solver
+from lr_lightning.models.weighted_metrics import WeightedMeanAbsoluteError, WeightedMeanSquaredError, WeightedR2Score
+from lr_lightning.models.weighting import weighted_mean
 from lr_lightning.streaming import RidgeSelection
 from lr_lightning.summary import inference_summary
 
@@ -36,6 +38,17 @@ class LinearRegression(LinearModelBase):
     on standardized features :math:`\tilde{x}` and on targets :math:`\tilde{y}` that are standardized only when
     the DataModule was asked to (``standardize_targets``); otherwise :math:`\tilde{y} = y` and the loss is the
     plain MSE in the targets' units. Metrics (MSE, MAE, R²) are always computed in the targets' units.
+
+    With row weights :math:`w_i` (``weights`` of the DataModule) the mean over rows is weighted,
+
+    .. math::
+
+        L(W, b) = \frac{1}{K \sum_i w_i} \sum_{i=1}^{B} w_i \lVert \tilde{y}_i - (W \tilde{x}_i + b) \rVert_2^2,
+
+    whose minimizer is scikit-learn's ``LinearRegression().fit(X, y, sample_weight=w)`` (``Ridge`` with the
+    penalties' mapping, N read as :math:`\sum_i w_i`), and MSE, MAE and R² are weighted as scikit-learn's
+    ``mean_squared_error``, ``mean_absolute_error`` and ``r2_score`` with ``sample_weight``
+    (:mod:`lr_lightning.models.weighted_metrics`).
 
     Args:
         in_features: D, the number of features (the CLI links it from ``data.num_features``).
@@ -117,13 +130,13 @@ class LinearRegression(LinearModelBase):
         return ExactFit(self)
 
     def configure_metrics(self) -> MetricCollection:
-        """MSE, MAE and R² per target (their means over targets are what ``val_mse`` etc. report)."""
+        """MSE, MAE and R² per target, rows weighted (their means over targets are what ``val_mse`` etc. report)."""
         num_outputs = len(self.target_names)
         return MetricCollection(
             {
-                "mse": MeanSquaredError(num_outputs=num_outputs),
-                "mae": MeanAbsoluteError(num_outputs=num_outputs),
-                "r2": R2Score(multioutput="raw_values"),
+                "mse": WeightedMeanSquaredError(num_outputs=num_outputs),
+                "mae": WeightedMeanAbsoluteError(num_outputs=num_outputs),
+                "r2": WeightedR2Score(num_outputs=num_outputs),
             }
         )
 
@@ -148,10 +161,13 @@ class LinearRegression(LinearModelBase):
         self.store_buffer("target_mean", target_mean)
         self.store_buffer("target_scale", target_scale)
 
-    def compute_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        """Mean squared error between outputs (B, K) and the (scaled) targets (B, K)."""
+    def compute_loss(self, outputs: Tensor, targets: Tensor, weights: Tensor | None = None) -> Tensor:
+        """Mean squared error between outputs (B, K) and the (scaled) targets (B, K), rows weighted by (B,)."""
         scaled_targets = (targets - self.target_mean) / self.target_scale  # (B, K), identity by default
-        return F.mse_loss(outputs, scaled_targets)
+        if weights is None:
+            return F.mse_loss(outputs, scaled_targets)
+        row_losses = F.mse_loss(outputs, scaled_targets, reduction="none").mean(dim=-1)  # (B, K) -> (B,)
+        return weighted_mean(row_losses, weights)
 
     def decode(self, outputs: Tensor) -> Tensor:
         """Map outputs (B, K) in scaled units to predictions (B, K) in the targets' units."""
