@@ -93,7 +93,7 @@ def test_every_checkpoint_of_the_final_weights_holds_it_as_plain_tensors(exact_r
         assert isinstance(stored["ols"]["cov_params_default"], torch.Tensor)
         assert stored["ols"]["cov_params_default"].dtype == torch.float64
         assert stored["ols"]["cov_params_default"].shape == (2, 4, 4)
-        record = {"model_class", "task", "feature_names", "target_columns", "class_names"}
+        record = {"model_class", "task", "feature_names", "target_columns", "class_names", "encoding"}
         assert set(checkpoint["lr_lightning"]) == record  # the record itself is unchanged
 
 

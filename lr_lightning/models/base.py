@@ -6,9 +6,10 @@ un-scaling for regression, sigmoid or softmax for classification).
 
 Subclasses set :attr:`LinearModelBase.task` and implement :meth:`LinearModelBase.configure_metrics`,
 :meth:`LinearModelBase.compute_loss` and :meth:`LinearModelBase.decode`; the rest lives here once: the batches
-with or without row weights (:mod:`lr_lightning.models.weighting`), the weight penalties and initialisation of :mod:`lr_lightning.penalties`, and, after every optimizer step, the L1 proximal
-step and the divergence check of :mod:`lr_lightning.models.optimizer_step` (a non-finite loss or weight stops
-training with a :class:`TrainingDivergedError` before any checkpoint can hold it), and the epoch logs of
+with or without row weights (:mod:`lr_lightning.models.weighting`), the weight penalties and initialisation of
+:mod:`lr_lightning.penalties`, and, after every optimizer step, the L1 proximal step and the divergence check of
+:mod:`lr_lightning.models.optimizer_step` (a non-finite loss or weight stops training with a
+:class:`TrainingDivergedError` before any checkpoint can hold it), and the epoch logs of
 :mod:`lr_lightning.models.epoch_logs`.
 """
 
