@@ -5,6 +5,7 @@ Test modules import from here, never from one another; fixtures live in conftest
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -88,3 +89,26 @@ def fit(model: pl.LightningModule, data: pl.LightningDataModule, epochs: int, pr
     )
     trainer.fit(model, datamodule=data)
     return trainer
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    """Write ``rows`` under ``header`` as a CSV file; return its path."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+#: The numeric feature columns of data/rentals.csv (its categorical one is ``neighbourhood``).
+RENTALS_NUMERIC = ["area_m2", "rooms", "year_built"]
+
+
+def rentals_term(name: str) -> str:
+    """Name a column of scikit-learn's rentals encoding (``get_feature_names_out``) as the package names it."""
+    if name.startswith("cat__neighbourhood_"):
+        level = name.removeprefix("cat__neighbourhood_")
+        return f"neighbourhood={'(missing)' if level == 'nan' else level}"
+    if name.startswith("num__missingindicator_"):
+        return name.removeprefix("num__missingindicator_") + "_missing"
+    return name.removeprefix("num__")

@@ -11,15 +11,7 @@ import torch
 
 from lr_lightning.data import FileDataModule
 from lr_lightning.errors import InputError
-from tests.helpers import CONFIGS, REPO, run_cli
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+from tests.helpers import CONFIGS, REPO, run_cli, write_csv
 
 
 @pytest.fixture

@@ -26,9 +26,7 @@ from lr_lightning.checkpoint import load_checkpoint
 from lr_lightning.data import FileDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression
-from tests.helpers import CONFIGS, REPO, fit, run_cli
-
-NUMERIC = ["area_m2", "rooms", "year_built"]
+from tests.helpers import CONFIGS, RENTALS_NUMERIC, REPO, fit, rentals_term, run_cli
 
 
 def reference_pipeline(table: pd.DataFrame, strategy: str = "mean") -> object:
@@ -37,22 +35,13 @@ def reference_pipeline(table: pd.DataFrame, strategy: str = "mean") -> object:
     encode = ColumnTransformer(
         [
             ("cat", OneHotEncoder(drop="first"), ["neighbourhood"]),
-            ("num", SimpleImputer(strategy=strategy, add_indicator=True), NUMERIC),
+            ("num", SimpleImputer(strategy=strategy, add_indicator=True), RENTALS_NUMERIC),
         ]
     )
     pipeline = make_pipeline(encode, SklearnLinearRegression())
-    pipeline.fit(rows[["neighbourhood", *NUMERIC]], rows["rent"], linearregression__sample_weight=rows["weight"])
+    features = rows[["neighbourhood", *RENTALS_NUMERIC]]
+    pipeline.fit(features, rows["rent"], linearregression__sample_weight=rows["weight"])
     return pipeline
-
-
-def sklearn_to_ours(name: str) -> str:
-    """Name a column of scikit-learn's ``get_feature_names_out`` as the package names it."""
-    if name.startswith("cat__neighbourhood_"):
-        level = name.removeprefix("cat__neighbourhood_")
-        return f"neighbourhood={'(missing)' if level == 'nan' else level}"
-    if name.startswith("num__missingindicator_"):
-        return name.removeprefix("num__missingindicator_") + "_missing"
-    return name.removeprefix("num__")
 
 
 def read_csv(path: Path) -> dict[str, list[str]]:
@@ -132,7 +121,7 @@ def test_coefficients_by_name_equal_the_pipeline_on_the_training_rows(tmp_path: 
     fit(model, data, epochs=1)
     pipeline = reference_pipeline(pd.read_csv(REPO / "data" / "rentals.csv"), strategy="median")
     names = pipeline[0].get_feature_names_out()  # type: ignore[index]
-    ours = {sklearn_to_ours(name): value for name, value in zip(names, pipeline[-1].coef_, strict=True)}  # type: ignore[index]
+    ours = {rentals_term(name): value for name, value in zip(names, pipeline[-1].coef_, strict=True)}  # type: ignore[index]
     coefficients = dict(zip(data.feature_names, model.coef_.reshape(-1).tolist(), strict=True))
     assert set(coefficients) == set(ours)
     for name, value in ours.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from lr_lightning.data import ArraysDataModule, FileDataModule
 from lr_lightning.errors import InputError
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+from tests.helpers import write_csv
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
-from tests.helpers import CONFIGS, REPO, run_cli
-from tests.test_real_tables import NUMERIC, sklearn_to_ours
+from tests.helpers import CONFIGS, RENTALS_NUMERIC, REPO, rentals_term, run_cli
 
 RTOL = 1e-6
 DDP = ("--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "2")
@@ -37,11 +36,11 @@ def _rentals_reference() -> tuple[list[str], object]:
     encode = ColumnTransformer(
         [
             ("cat", OneHotEncoder(drop="first", sparse_output=False), ["neighbourhood"]),
-            ("num", SimpleImputer(strategy="mean", add_indicator=True), NUMERIC),
+            ("num", SimpleImputer(strategy="mean", add_indicator=True), RENTALS_NUMERIC),
         ]
     )
     design = encode.fit_transform(rows)
-    names = ["const", *(sklearn_to_ours(name) for name in encode.get_feature_names_out())]
+    names = ["const", *(rentals_term(name) for name in encode.get_feature_names_out())]
     fit = sm.WLS(rows["rent"].to_numpy(), sm.add_constant(design), weights=rows["weight"].to_numpy())
     return names, fit.fit(cov_type="HC3")
 
