@@ -4,7 +4,8 @@ Run ``lr-lightning fit --config configs/sourdough.yaml``; then ``test``, ``valid
 ``--ckpt_path PATH`` in a fresh process. ``lr-lightning fit --print_config`` prints a full config to start from.
 ``lr-lightning summary --ckpt_path PATH [--json]`` prints the inference table a fit stored in its checkpoint
 (:mod:`lr_lightning.summary_command`; not a LightningCLI subcommand: :func:`main` runs it before LightningCLI
-parses).
+parses). ``lr-lightning cv --config CONFIG --folds K [--grid KEY=[V1,V2]]`` runs every fold of a config (and of a
+grid of its options) as ordinary fits and writes one table (:mod:`lr_lightning.cross_validate`), dispatched alike.
 
 What this CLI adds to Lightning's:
 
@@ -62,6 +63,8 @@ from lr_lightning.config_checks import (
     place_evaluation_run,
     use_exclusive_tensorboard_logger,
 )
+from lr_lightning.cross_validate import SUBCOMMAND as CV_SUBCOMMAND
+from lr_lightning.cross_validate import cv_main
 from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TrainingData
@@ -325,6 +328,10 @@ def main(args: ArgsType = None) -> None:
     if isinstance(argv, list | tuple) and argv and argv[0] == SUBCOMMAND:
         with errors_in_one_line():  # not Lightning's: a checkpoint's stored inference table (summary_command)
             summary_main([str(arg) for arg in argv[1:]])
+        return
+    if isinstance(argv, list | tuple) and argv and argv[0] == CV_SUBCOMMAND:
+        with errors_in_one_line():  # k-fold runs of fit (cross_validate): LightningCLI's subcommands cannot loop
+            cv_main([str(arg) for arg in argv[1:]])
         return
     with errors_in_one_line():
         cli(args)

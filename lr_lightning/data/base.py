@@ -81,6 +81,10 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
             memory; ``False``: always read batch by batch from the source arrays.
         block_rows: rows per block on disk (split and shuffle unit); ignored in memory. Keep it well below
             ``batch_size`` so that each batch mixes many blocks.
+        num_folds: K >= 2 for k-fold cross-validation (``lr-lightning cv``): the rows not held out for testing are
+            dealt into K folds with ``seed`` (stratified by class for classification), the validation rows are
+            fold ``fold`` and the training rows the others; ``val_fraction`` is then not used. In memory only.
+        fold: which fold validates, in ``0 .. num_folds - 1``.
 
     """
 
@@ -99,6 +103,8 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         seed: int = 0,
         in_memory: bool | None = None,
         block_rows: int = BLOCK_ROWS,
+        num_folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         super().__init__()
         require(batch_size >= 1, "batch_size", ">= 1", batch_size)
@@ -112,6 +118,9 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction  # the split
         self.standardize, self.standardize_targets = standardize, standardize_targets  # the scaling
         self.in_memory, self.block_rows = in_memory, block_rows  # the store
+        require(num_folds is None or num_folds >= 2, "num_folds", ">= 2", num_folds)
+        require(num_folds is None or 0 <= fold < num_folds, "fold", f"in [0, {(num_folds or 1) - 1}]", fold)
+        self.num_folds, self.fold = num_folds, fold  # k-fold cross-validation
         self._data: ArrayData | None = None
         self._description: DataDescription | None = None
         self._store_type: type[RowStore] | None = None
@@ -152,10 +161,16 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
             self._data = data
         return self._data
 
+    @property
+    def split_options(self) -> SplitOptions:
+        """How the rows are split: the fractions, the seed, the block size on disk and the fold."""
+        options = (self.val_fraction, self.test_fraction, self.seed, self.block_rows)
+        return SplitOptions(*options, num_folds=self.num_folds, fold=self.fold)
+
     def _describe(self, data: ArrayData) -> DataDescription:
         """Split the rows (a plan, nothing copied) and find what would stop each stage."""
         assert self._store_type is not None
-        options = SplitOptions(self.val_fraction, self.test_fraction, self.seed, self.block_rows)
+        options = self.split_options
         try:
             self._split = self._store_type.plan(data, options)
             problems = stage_problems(data, self.task, self._split, self.val_fraction, self.test_fraction)

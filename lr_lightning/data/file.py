@@ -27,7 +27,6 @@ from lr_lightning.data.readers import (
     read_text_columns,
     row_namer,
 )
-from lr_lightning.data.stores import SplitOptions
 from lr_lightning.data.stores.memory import ordered_split
 from lr_lightning.data.weights import check_weights, parse_weights, require_positive
 from lr_lightning.errors import InputError, require
@@ -186,8 +185,9 @@ class FileDataModule(InMemoryDataModule):
         if self._encoding is None:
             count = len(rows.cells[rows.feature_names[0]])
             split_files = self.val_path is not None or self.test_path is not None
-            split = SplitOptions(self.val_fraction, self.test_fraction, self.seed, self.block_rows)
-            train = np.arange(count) if split_files else ordered_split(count, None, split).source_rows("train")
+            labels = rows.targets if self.task == "classification" else None  # folds are stratified by class
+            split = ordered_split(count, None, self.split_options, labels) if not split_files else None
+            train = np.arange(count) if split is None else split.source_rows("train")
             options = self.encoding_options
             self._encoding = fit_encoding(rows.cells, rows.feature_names, train, options, rows.name_row, source=path)
         self._encoded_weights[path] = rows.weights

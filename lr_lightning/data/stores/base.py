@@ -38,12 +38,18 @@ def target_matrix(targets: np.ndarray, task: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SplitOptions:
-    """How rows are split: the held-out fractions, the seed, and the block size of stores on disk."""
+    """How rows are split: the held-out fractions, the seed, the block size of stores on disk, and k-fold.
+
+    With ``num_folds`` K, the validation rows are fold ``fold`` of the rows not held out for testing (and
+    ``val_fraction`` is not used); see :func:`~lr_lightning.data.stores.memory.ordered_split`.
+    """
 
     val_fraction: float
     test_fraction: float
     seed: int
     block_rows: int
+    num_folds: int | None = None
+    fold: int = 0
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from lr_lightning.data.contract import ArrayData
 from lr_lightning.data.loader import DiskBatchLoader
 from lr_lightning.data.rows import PageReleaser, RowBlocks, read_rows
 from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions, target_matrix
+from lr_lightning.errors import InputError
 
 __all__ = ["BlockSplit", "MemmapStore"]
 
@@ -77,6 +78,8 @@ class MemmapStore(RowStore):
     @classmethod
     def plan(cls, data: ArrayData, options: SplitOptions) -> BlockSplit:
         """Split by the in-memory split's rule at block granularity: a seeded order of blocks, cut by the sizes."""
+        if options.num_folds is not None:
+            raise InputError("num_folds: folds are dealt row by row in memory; set in_memory: true (data on disk)")
         n_rows = data.features.shape[0]
         everything = RowBlocks.cut(0, n_rows, options.block_rows)
         if data.split_sizes is not None:

@@ -13,8 +13,9 @@ from lr_lightning.data.contract import ArrayData
 from lr_lightning.data.loader import InMemoryBatchLoader
 from lr_lightning.data.rows import take_rows
 from lr_lightning.data.stores.base import LoaderOptions, RowSplit, RowStore, SplitOptions, target_matrix
+from lr_lightning.errors import InputError
 
-__all__ = ["MemoryStore", "OrderedSplit", "ordered_split"]
+__all__ = ["MemoryStore", "OrderedSplit", "fold_numbers", "ordered_split"]
 
 
 class OrderedSplit(RowSplit):
@@ -48,12 +49,26 @@ class OrderedSplit(RowSplit):
         return take_rows(array, self.order[self.bounds[split]], dtype)
 
 
-def ordered_split(n_rows: int, given: tuple[int, int, int] | None, options: SplitOptions) -> OrderedSplit:
+def ordered_split(
+    n_rows: int, given: tuple[int, int, int] | None, options: SplitOptions, labels: np.ndarray | None = None
+) -> OrderedSplit:
     """Split ``n_rows`` rows in memory: by the ``given`` split sizes, else permuted with the seed and cut by fractions.
 
     The one rule of :meth:`MemoryStore.plan`; a reader that fits something on the training rows before the data
-    exists (:mod:`lr_lightning.data.encoding`) asks it which rows those are.
+    exists (:mod:`lr_lightning.data.encoding`) asks it which rows those are. With ``options.num_folds`` K the
+    rows are permuted with the seed, the last ``test_fraction`` of them held out for testing, and the others
+    dealt into K folds (:func:`fold_numbers`, stratified by ``labels`` when given); the validation rows are fold
+    ``options.fold`` and the training rows the other folds. The same seed gives the same folds for every
+    ``fold``: they are disjoint and cover the rows.
+
+    Raises:
+        InputError: the fractions leave a split without rows; folds with rows of their own (``given``).
+
     """
+    if options.num_folds is not None:
+        if given is not None:
+            raise InputError("num_folds: the data comes with its own validation rows (val_path); remove one of them")
+        return _fold_split(n_rows, options, labels)
     if given is not None:
         order, (n_train, n_val, n_test), fallback = None, given, slice(0, given[0])
     else:
@@ -67,6 +82,49 @@ def ordered_split(n_rows: int, given: tuple[int, int, int] | None, options: Spli
             "train": slice(0, n_train),
             "val": slice(n_train, n_train + n_val) if n_val else fallback,
             "test": slice(n_train + n_val, n_train + n_val + n_test) if n_test else fallback,
+            "all": slice(0, n_rows),
+        },
+    )
+
+
+def fold_numbers(labels: np.ndarray | None, num_folds: int, n_rows: int) -> np.ndarray:
+    """Deal rows, in the order given, into ``num_folds`` folds: the fold of each row, shape (n,).
+
+    ``n_rows`` is the number of rows (``len(labels)`` when given). Without labels, round robin (fold sizes differ
+    by at most one). With labels (n,), any type, the rows are taken class by class (classes in the order they
+    first appear, rows in the order given) and dealt round robin, so each class is spread over the folds as
+    evenly as it can be (stratified) and the fold sizes still differ by at most one; the folds depend on which
+    rows share a class, not on how the classes are numbered or named.
+    """
+    if labels is None:
+        return np.arange(n_rows) % num_folds
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    appearance = np.empty(len(first), np.int64)
+    appearance[np.argsort(first, kind="stable")] = np.arange(len(first))  # class -> its rank of first appearance
+    ranked = appearance[inverse]  # (n,)
+    dealt = np.empty(n_rows, np.int64)
+    dealt[np.argsort(ranked, kind="stable")] = np.arange(n_rows)  # position in the class-by-class order
+    return dealt % num_folds
+
+
+def _fold_split(n_rows: int, options: SplitOptions, labels: np.ndarray | None) -> OrderedSplit:
+    """Return the split of fold ``options.fold`` of ``options.num_folds`` (see :func:`ordered_split`)."""
+    assert options.num_folds is not None
+    _, _, n_test = split_sizes(n_rows, 0.0, options.test_fraction)
+    order = np.random.default_rng(options.seed).permutation(n_rows)
+    folded = order[: n_rows - n_test]
+    folds = fold_numbers(None if labels is None else labels[folded], options.num_folds, len(folded))
+    held_in = folds == options.fold
+    train, val = folded[~held_in], folded[held_in]
+    n_train, n_val = len(train), len(val)
+    fallback = slice(0, n_rows)
+    return OrderedSplit(
+        np.concatenate([train, val, order[n_rows - n_test :]]),
+        {
+            "train": slice(0, n_train),
+            "val": slice(n_train, n_train + n_val),
+            "test": slice(n_train + n_val, n_rows) if n_test else fallback,
             "all": slice(0, n_rows),
         },
     )
@@ -106,8 +164,9 @@ class MemoryStore(RowStore):
 
     @classmethod
     def plan(cls, data: ArrayData, options: SplitOptions) -> OrderedSplit:
-        """Cut the rows by ``data.split_sizes``, or permute them with the seed and cut them by the fractions."""
-        return ordered_split(data.features.shape[0], data.split_sizes, options)
+        """Cut the rows by ``data.split_sizes``, or permute them with the seed and cut them (or deal them in folds)."""
+        labels = data.targets if data.class_names is not None else None  # stratified folds for class labels
+        return ordered_split(data.features.shape[0], data.split_sizes, options, labels)
 
     @classmethod
     def build(cls, data: ArrayData, split: RowSplit, dtype: torch.dtype, task: str) -> MemoryStore:
