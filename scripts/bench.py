@@ -19,7 +19,10 @@ Sections:
 5. start-up: ``lr-lightning --help`` vs ``python -c "import lightning"``;
 6. wide tables: ``lr-lightning predict`` with the checkpoint of a 10,000-feature fit (40 rows) vs the same with
    a 10-feature fit plus the time numpy takes to read the wide file: the extra features may cost their reading,
-   nothing more (jsonargparse used to check 10,000 names in quadratic time).
+   nothing more (jsonargparse used to check 10,000 names in quadratic time);
+7. GridSearchCV 20 x 5 on diabetes: ``GridSearchCV`` of ``LightningLinearRegression`` over 20 ``l2_strength``
+   values, 5 folds, on scikit-learn's diabetes table (442 x 10), vs scikit-learn's ``Ridge`` (after a
+   ``StandardScaler``, the same work) over the mapped grid, and one fit of each: the fixed cost of a ``fit``.
 
 The pass solvers (``solver: exact``, ``solver: newton``) and the certificates' cost have their own script,
 ``scripts/bench_exact.py``, with the same conventions.
@@ -364,6 +367,37 @@ def bench_wide_predict(n_features: int, repeats: int) -> list[Row]:
     ]
 
 
+# -- 7. GridSearchCV 20 x 5 on diabetes ---------------------------------------------------------------------------
+
+
+def bench_grid_search(repeats: int) -> list[Row]:
+    """GridSearchCV over 20 l2_strength values x 5 folds: our estimator vs Ridge in the mapped grid; one fit of each."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from lr_lightning.estimators import LightningLinearRegression
+    from lr_lightning.penalties import sklearn_ridge_alpha
+
+    features, targets = load_diabetes(return_X_y=True)
+    grid = np.logspace(-4, 0, 20)
+    folds = KFold(5, shuffle=True, random_state=0)
+    ours = GridSearchCV(LightningLinearRegression(), {"l2_strength": grid}, cv=folds)
+    alphas = [sklearn_ridge_alpha(strength, len(features) * 4 // 5) for strength in grid]  # the folds' ~354 rows
+    reference = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": alphas}, cv=folds)
+    ours_time = median_time(lambda: ours.fit(features, targets), repeats)
+    reference_time = median_time(lambda: reference.fit(features, targets), repeats)
+    print(f"  chosen: ours l2_strength index {ours.best_index_}, Ridge alpha index {reference.best_index_}")
+    one_fit = median_time(lambda: LightningLinearRegression().fit(features, targets), 10 * repeats)
+    one_reference = median_time(lambda: make_pipeline(StandardScaler(), Ridge()).fit(features, targets), 10 * repeats)
+    return [
+        Row("grid", "GridSearchCV 20 x 5 on diabetes (442 x 10)", ours_time, reference_time, "sklearn Ridge", "s"),
+        Row("grid", "one fit on diabetes (442 x 10)", one_fit * 1e3, one_reference * 1e3, "sklearn Ridge", "ms"),
+    ]
+
+
 # -- report ----------------------------------------------------------------------------------------------------
 
 
@@ -413,8 +447,8 @@ def main() -> None:
     parser.add_argument("--output", default=str(REPO / "docs" / "benchmarks.md"), help="Markdown file to write")
     parser.add_argument(
         "--sections",
-        default="epoch,optimum,logistic,overhead,startup,wide",
-        help="comma-separated subset of: epoch, optimum, logistic, overhead, startup, wide",
+        default="epoch,optimum,logistic,overhead,startup,wide,grid",
+        help="comma-separated subset of: epoch, optimum, logistic, overhead, startup, wide, grid",
     )
     args = parser.parse_args()
     logging.getLogger("lightning").setLevel(logging.ERROR)
@@ -432,6 +466,7 @@ def main() -> None:
         "overhead": lambda: bench_step_overhead(20 if args.quick else 200),
         "startup": lambda: bench_startup(2 if args.quick else 7),
         "wide": lambda: bench_wide_predict(1_000 if args.quick else 10_000, 1 if args.quick else 3),
+        "grid": lambda: bench_grid_search(repeats),
     }
     with tempfile.TemporaryDirectory() as scratch:
         os.chdir(scratch)  # anything a Trainer writes by accident lands here
