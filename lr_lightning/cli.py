@@ -60,6 +60,7 @@ from lr_lightning.config_checks import (
     check_run_folders,
     check_values,
     name_the_option,
+    named_class,
     place_evaluation_run,
     use_exclusive_tensorboard_logger,
 )
@@ -68,6 +69,7 @@ from lr_lightning.cross_validate import cv_main
 from lr_lightning.dashboard import LearningRateLogger, TensorBoardDashboard
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TrainingData
+from lr_lightning.data.file import FileDataModule
 from lr_lightning.errors import InputError, one_line
 from lr_lightning.fit_summary import ValidationHistory, coefficient_summary, format_fit_summary, inference_lines
 from lr_lightning.models.base import LinearModelBase
@@ -171,12 +173,19 @@ class LRLightningCLI(LightningCLI):
             return
         model_config = config.get("model")
         class_path = model_config.get("class_path") if model_config is not None else None
-        hparams = checkpoint_hyperparameters(ckpt_path, class_path, subcommand, config.get("trainer") or {})
-        self._checkpoint_hparams = hparams
+        settings = checkpoint_hyperparameters(ckpt_path, class_path, subcommand, config.get("trainer") or {})
+        hparams = self._checkpoint_hparams = settings.hparams
         if class_path:
             unlinked = {key: value for key, value in hparams.items() if key not in LINKED_HPARAMS}
             overrides = {"class_path": class_path, "init_args": unlinked}
             self.config = self.parser.parse_object({subcommand: {"model": overrides}}, self.config)
+        data_config = config.get("data")
+        data_class = data_config.get("class_path") if data_config is not None else None
+        data_type = named_class(data_class)
+        if settings.encoding is not None and data_type is not None and issubclass(data_type, FileDataModule):
+            # The data applies what training fitted (levels, imputed values), never fits again on these rows.
+            encoding = {"class_path": data_class, "init_args": {"encoding": settings.encoding}}
+            self.config = self.parser.parse_object({subcommand: {"data": encoding}}, self.config)
 
     def _set_seed(self) -> None:
         """Refuse senseless values (the seed's range among them) before Lightning sets the seed."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lr_lightning.checkpoint import load_checkpoint
@@ -24,10 +25,16 @@ from lr_lightning.checkpoint_contents import check_model_checkpoint
 from lr_lightning.config_checks import experiment_dir, named_class
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.errors import InputError
-from lr_lightning.models.checkpoint_record import read_record
+from lr_lightning.models.checkpoint_record import RECORD_KEY, read_record
 from lr_lightning.run_folders import CHECKPOINT_ALIASES, newest_fit_checkpoint
 
-__all__ = ["check_features_match", "checkpoint_defaults", "checkpoint_hyperparameters", "resolve_ckpt_path"]
+__all__ = [
+    "CheckpointSettings",
+    "check_features_match",
+    "checkpoint_defaults",
+    "checkpoint_hyperparameters",
+    "resolve_ckpt_path",
+]
 
 #: Subcommands that run a trained model, so they need ``--ckpt_path``.
 NEEDS_CHECKPOINT = ("validate", "test", "predict")
@@ -66,9 +73,23 @@ def resolve_ckpt_path(subcommand: str, config: Any) -> str | None:
     return ckpt_path or None
 
 
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """What a run takes from its ``--ckpt_path``: the model's hyperparameters and the data's fitted encoding.
+
+    Attributes:
+        hparams: the checked hyperparameters.
+        encoding: the table encoding fitted on the training rows (the record's, plain values), or ``None``.
+
+    """
+
+    hparams: dict[str, Any]
+    encoding: dict[str, Any] | None
+
+
 def checkpoint_hyperparameters(
     ckpt_path: str, class_path: str | None, subcommand: str, trainer_config: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> CheckpointSettings:
     """Load ``ckpt_path`` (``weights_only=True``) and return its hyperparameters, checked against ``class_path``.
 
     For ``fit``, a checkpoint that already reached ``trainer.max_epochs`` (or ``max_steps``) is refused: resuming
@@ -76,14 +97,16 @@ def checkpoint_hyperparameters(
 
     Lightning's own ``--ckpt_path`` handling needs the ``_class_path`` that ``load_from_checkpoint_support`` writes
     into every checkpoint; this keeps checkpoints free of it and uses the model class named in the config, after
-    checking that the checkpoint was saved by that class.
+    checking that the checkpoint was saved by that class. A checkpoint of data read through a table encoding also
+    gives that encoding, which the data must apply as it is (never fitted again on other rows).
     """
     model_class = named_class(class_path)
     checkpoint = load_checkpoint(ckpt_path)
     hparams = check_model_checkpoint(checkpoint, ckpt_path, model_class=model_class)
     if subcommand == "fit":
         _refuse_finished_fit(checkpoint, ckpt_path, trainer_config)
-    return hparams
+    record = read_record(checkpoint, ckpt_path) if RECORD_KEY in checkpoint else None
+    return CheckpointSettings(hparams, record.encoding if record is not None else None)
 
 
 #: Lightning's ``max_epochs`` when neither it nor ``max_steps`` is set.

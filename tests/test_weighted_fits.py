@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import statsmodels.api as sm
+import torch
 from sklearn.linear_model import LinearRegression as SklearnLinearRegression
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 from sklearn.linear_model import Ridge
@@ -186,3 +187,19 @@ def test_a_class_weighted_checkpoint_is_tested_and_predicted_from_the_command_li
     run_cli(["predict", "--ckpt_path", str(ckpt), "--data.path", "data/iris.csv"], cwd=tmp_path)
     model = LogisticRegression.load_from_checkpoint(ckpt)
     assert model.class_weights.tolist() == [1.0, 2.0, 0.5]
+
+
+def test_mini_batches_estimate_the_weighted_objective_without_bias() -> None:
+    # Two groups of rows with opposite slopes: the heavy group must win in small batches as in one whole batch.
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 1))
+    heavy = np.arange(40) < 20
+    weights = np.where(heavy, 10.0, 1.0)
+    targets = np.where(heavy, 3.0, -3.0) * features[:, 0] + 0.1 * rng.normal(size=40)
+    wls = SklearnLinearRegression().fit(features, targets, sample_weight=weights).coef_[0]
+    ols = SklearnLinearRegression().fit(features, targets).coef_[0]
+    assert wls - ols > 2  # the weights decide the answer
+    model = LinearRegression(1, optimizer=lambda params: torch.optim.SGD(params, lr=0.02), optimality_gap=False)
+    data = ArraysDataModule(features, targets, weights=weights, batch_size=4, standardize=False)
+    fit(model, data, epochs=150)
+    assert model.coef_[0, 0] == pytest.approx(wls, rel=0.02)

@@ -43,7 +43,7 @@ from lr_lightning.models.optimizer_step import (
 )
 from lr_lightning.models.solvers import GRADIENT, EpochPass, count_step
 from lr_lightning.models.statistics import InferenceStatistics
-from lr_lightning.models.weighting import split_batch
+from lr_lightning.models.weighting import mean_row_weight, split_batch
 from lr_lightning.penalties import validate_strength, weight_penalty
 
 __all__ = ["STAGES", "LinearModelBase", "TrainingDivergedError"]
@@ -110,6 +110,7 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
         self._epoch_loss = EpochLoss()
         self._pass: EpochPass | None = None
         self._last_train_loss: Tensor | None = None
+        self._mean_row_weight = 1.0  # of the training rows, taken at the start of training (weighted data)
         metrics = self.configure_metrics()
         # One collection per stage, so train/val/test states never mix (ModuleDict keys cannot be "train" etc.
         # clashing with Module attributes, hence the suffix).
@@ -237,13 +238,27 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
             )
 
     def on_train_start(self) -> None:
-        """Say once when L1 is penalized with an optimizer that can only use its subgradient."""
+        """Take the training rows' mean row weight (weighted data); say when L1 can only use its subgradient."""
+        data = self.training_data()
+        if data is not None and not self.streams_training_rows:
+            self._mean_row_weight = self._training_mean_row_weight(data)
         if self.l1_strength and not self._l1_by_proximal_step():
             name = type(self._training_optimizer()).__name__
             rank_zero_warn(
                 f"l1_strength with {name} uses the L1 subgradient: weights hover around zero instead of reaching "
                 "it; use torch.optim.SGD for proximal steps that give exact zeros"
             )
+
+    def _training_mean_row_weight(self, data: TrainingData) -> float:
+        """Return the mean of :meth:`row_weights` over the training rows (one pass; 1 when no row has a weight)."""
+        row_weights, counts = [], []
+        for _, targets, weights in data.chunks("train"):
+            chunk = self.row_weights(torch.from_numpy(targets), None if weights is None else torch.from_numpy(weights))
+            if chunk is None:  # neither sample nor class weights: every chunk's rows weigh 1
+                return 1.0
+            row_weights.append(chunk)
+            counts.append(len(targets))
+        return mean_row_weight(row_weights, counts)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Step; then apply the L1 proximal step (plain SGD) and refuse non-finite weights."""
@@ -268,13 +283,17 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
         outputs = self.layer_outputs(features)  # (B, D) -> (B, num_outputs)
         loss_weights = self.row_weights(targets, weights)
         loss = self.compute_loss(outputs, targets, loss_weights)
+        weight: float | Tensor = features.shape[0] if loss_weights is None else loss_weights.sum()
         if stage == "train":
+            if loss_weights is not None:  # the batch's unbiased estimate of the weighted mean (models.weighting)
+                weight = features.shape[0] * self._mean_row_weight
+                loss = loss * (loss_weights.sum() / weight)
             if self.l1_strength or self.l2_strength:
                 loss = loss + self.penalty()
             self._last_train_loss = loss.detach()  # checked with the weights after the optimizer step
         else:
             self.update_metrics(stage, outputs, targets, weights)
-        self._epoch_loss.add(stage, loss, features.shape[0] if loss_weights is None else loss_weights.sum())
+        self._epoch_loss.add(stage, loss, weight)
         return loss
 
     def _log_epoch(self, stage: str) -> None:

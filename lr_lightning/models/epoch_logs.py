@@ -27,14 +27,14 @@ class EpochLoss:
 
     def __init__(self) -> None:
         self._sums: dict[str, Tensor] = {}
-        self._weights: dict[str, int | Tensor] = {}
+        self._weights: dict[str, float | Tensor] = {}
 
     def reset(self, stage: str) -> None:
         """Start the stage's sum afresh."""
         self._sums.pop(stage, None)
         self._weights.pop(stage, None)
 
-    def add(self, stage: str, loss: Tensor, weight: int | Tensor) -> None:
+    def add(self, stage: str, loss: Tensor, weight: float | Tensor) -> None:
         """Add a batch's (weighted) mean loss, a scalar, times ``weight``, without leaving the loss's device.
 
         Args:
