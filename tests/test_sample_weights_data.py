@@ -135,5 +135,9 @@ def test_training_rows_of_weight_zero_only_are_refused_at_fit(tmp_path: Path) ->
     val = write_csv(tmp_path / "val.csv", ["x", "y", "w"], [[float(i), 2.0 * i, 1.0] for i in range(3)])
     data = FileDataModule(str(train), val_path=str(val), weights="w")
     assert data.weighted  # the files together have positive weights
-    with pytest.raises(InputError, match=r"train.csv: every training row has weight 0; nothing to fit"):
+    with pytest.raises(InputError, match=r"train.csv: every training row has weight 0 \(all rows of the file\)"):
         data.setup("fit")
+    validation = write_csv(tmp_path / "val0.csv", ["x", "y", "w"], [[float(i), 2.0 * i, 0.0] for i in range(3)])
+    zero_val = FileDataModule(str(val), val_path=str(validation), weights="w")
+    with pytest.raises(InputError, match=r"every validation row has weight 0"):
+        zero_val.setup("fit")  # fit validates every epoch: refused before it starts

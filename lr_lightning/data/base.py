@@ -238,9 +238,6 @@ class InMemoryDataModule(DataNames, pl.LightningDataModule, ABC):
             self._reference = TrainingReference()
             self._data = None  # the store holds what is needed; the source (float64 for scikit-learn) goes
         if stage == "fit" and self._scaling is None:
-            weights = self._store.read_weights("train")
-            if weights is not None and not weights.any():
-                raise InputError(f"{self.description.source}: every training row has weight 0; nothing to fit")
             self._scaling = self._fit_scaling(distributed=True)
 
     @property

@@ -192,6 +192,23 @@ def _validate_labels(data: ArrayData) -> None:
         raise InputError(f"{where}, row {row}: label {targets[row]} outside 0..{len(class_names) - 1}")
 
 
+def _weightless_splits(data: ArrayData, split: RowSplit, how: str) -> dict[str, str]:
+    """Name each stage whose rows all have weight 0: its weighted loss and metrics would divide by zero."""
+    if data.weights is None:
+        return {}
+    problems = {}
+    for stage, name, label in (
+        ("fit", "train", "training"),
+        ("validate", "val", "validation"),
+        ("test", "test", "test"),
+    ):
+        if not data.weights[split.source_rows(name)].any():
+            problems[stage] = f"{data.source}: every {label} row has weight 0 ({how}); nothing to {stage} on"
+    if "validate" in problems:
+        problems.setdefault("fit", problems["validate"])  # fit validates every epoch
+    return problems
+
+
 def stage_problems(
     data: ArrayData, task: str, split: RowSplit, val_fraction: float, test_fraction: float
 ) -> dict[str, str]:
@@ -224,7 +241,9 @@ def stage_problems(
         how = f"{rows}, val_fraction={val_fraction}, test_fraction={test_fraction}"
     if n_train < 2:
         return {"fit": f"{where}: the training split needs at least 2 rows, but it has {n_train} ({how})"}
-    problems = {}
+    problems = _weightless_splits(data, split, how)
+    if problems:
+        return problems
     if task == "regression":
         sources = data.split_sources if data.split_sizes is not None and data.split_sources else (None, None)
         for stage, name, size, source, fraction in (

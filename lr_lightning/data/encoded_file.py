@@ -3,9 +3,9 @@
 When a :class:`~lr_lightning.data.FileDataModule` has ``categorical``, ``missing``, ``drop_missing_targets`` or a
 checkpoint's fitted ``encoding``, its CSV or Parquet files are read here instead of by the numeric readers:
 
-1. :func:`read_rows` reads the chosen columns as the file holds them (text); targets are parsed (numbers, or class
-   labels as text), a row with a missing target is refused naming it, or dropped with ``drop_missing_targets``
-   (targets are never imputed), and the weight column is parsed;
+1. :func:`read_rows` reads the chosen columns as the file holds them (text); targets are parsed (numbers as numpy
+   reads them, or class labels as text), a row with a missing target is refused naming it, or dropped with
+   ``drop_missing_targets`` (targets are never imputed), and the weight column is parsed;
 2. the caller fits :func:`~lr_lightning.data.encoding.fit_encoding` on the training rows only (or takes a
    checkpoint's);
 3. :func:`encoded_table` turns each file's rows into the :class:`~lr_lightning.data.readers.Table` the rest of the
@@ -14,6 +14,7 @@ checkpoint's fitted ``encoding``, its CSV or Parquet files are read here instead
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from lr_lightning.data.encoding import TableEncoding
 from lr_lightning.data.encoding_record import MISSING_CELLS
 from lr_lightning.data.readers import RowNamer, Table, read_text_columns, row_namer
 from lr_lightning.data.readers.columns import choose_columns
+from lr_lightning.data.readers.csv_scan import _parse_number  # numpy's reading of a number, as for numeric columns
 from lr_lightning.data.readers.text_columns import column_names
-from lr_lightning.data.weights import parse_weights
+from lr_lightning.data.weights import check_weight_column, parse_weights
 from lr_lightning.errors import InputError
 
 __all__ = ["ENCODED_FORMATS", "RawRows", "encoded_table", "read_rows"]
@@ -47,6 +49,10 @@ class RawRows:
         targets: (n, K) float64 targets, (n,) label texts (object), or ``None``.
         weights: (n,) float64 sample weights, or ``None``.
         name_row: names kept row ``i`` in messages by its place in the file.
+        kept_rows: (n,) indices of the kept rows among the file's data rows (those of
+            :func:`~lr_lightning.data.readers.read_text_columns`); ``None``: every row, none dropped.
+        missing_target: why a file that may lack targets has none although it has the target columns: the
+            message naming its first missing target (``drop_missing_targets`` not set); ``None`` otherwise.
 
     """
 
@@ -57,6 +63,8 @@ class RawRows:
     targets: np.ndarray | None
     weights: np.ndarray | None
     name_row: RowNamer
+    kept_rows: np.ndarray | None = None
+    missing_target: str | None = None
 
 
 def read_rows(
@@ -72,6 +80,11 @@ def read_rows(
 ) -> RawRows:
     """Read a CSV or Parquet file's chosen columns as text, its targets and weights parsed.
 
+    A row with a missing target cell (one of :data:`~lr_lightning.data.encoding_record.MISSING_CELLS`) is dropped
+    with ``drop_missing_targets``. Without it, a file that must have targets is refused at the first such row (in
+    row order), and a file that need not (one to predict on) keeps every row and reads no targets, the message it
+    would have raised in :attr:`RawRows.missing_target`.
+
     Args:
         path: the file.
         features: feature columns; ``None``: every column that is neither a target nor ``weights``.
@@ -82,6 +95,10 @@ def read_rows(
         drop_missing_targets: drop a row whose target is missing (and say how many), instead of refusing it.
         delimiter: the CSV's cell separator.
 
+    Raises:
+        InputError: a file of another format, a column it lacks or chosen twice, a missing target (see above), a
+            target or weight that is not a number, naming its row and column.
+
     """
     if not path.lower().endswith(ENCODED_FORMATS):
         raise InputError(
@@ -89,8 +106,9 @@ def read_rows(
         )
     header = column_names(path, delimiter=delimiter)
     assert header is not None
-    if weights is not None and need_targets and weights not in header:
-        raise InputError(f"{path}: no weight column {weights!r} (weights); the columns are {header}")
+    if weights is not None:
+        roles = (("feature", features), ("target", targets))
+        check_weight_column(path, header, weights, roles, required=need_targets)
     available = [name for name in header if name != weights]
     feature_names, target_names = choose_columns(Path(path), available, features, targets, need_targets)
     use_weights = weights is not None and weights in header and bool(target_names)
@@ -98,17 +116,20 @@ def read_rows(
     cells = read_text_columns(path, wanted, delimiter=delimiter)
     namer = row_namer(path, delimiter=delimiter)
     rows = len(cells[wanted[0]])
-    keep = np.ones(rows, dtype=bool)
-    for name in target_names:
-        for row in np.flatnonzero([cell in MISSING_CELLS for cell in cells[name]]):
-            if not need_targets:
-                return _without_targets(path, cells, feature_names, namer)
-            if not drop_missing_targets:
-                raise InputError(
-                    f"{namer(int(row))}, column {name!r}: missing target; targets are never imputed: fill it, or set "
-                    "drop_missing_targets: true (--data.drop_missing_targets true) to drop such rows"
-                )
-            keep[row] = False
+    missing = np.array([[cell in MISSING_CELLS for cell in cells[name]] for name in target_names], dtype=bool)
+    missing = missing.reshape(len(target_names), rows).T  # (n, K)
+    keep = ~missing.any(axis=1)  # (n,)
+    if not keep.all() and not drop_missing_targets:
+        row = int(np.argmin(keep))
+        name = target_names[int(np.argmax(missing[row]))]
+        message = (
+            f"{namer(row)}, column {name!r}: missing target; targets are never imputed: fill it, or set "
+            "drop_missing_targets: true (--data.drop_missing_targets true) to drop such rows"
+        )
+        if need_targets:
+            raise InputError(message)
+        features_only = {name: cells[name] for name in feature_names}
+        return RawRows(path, features_only, feature_names, [], None, None, namer, missing_target=message)
     kept = np.flatnonzero(keep)
     if len(kept) < rows:
         rank_zero_info(
@@ -136,24 +157,25 @@ def read_rows(
         parsed,
         sample_weights,
         name_kept,
+        kept_rows=kept if len(kept) < rows else None,
     )
 
 
-def _without_targets(path: str, cells: dict[str, list[str]], features: list[str], namer: RowNamer) -> RawRows:
-    """Return a predict file's rows without targets: its target column has missing cells, so none is compared."""
-    return RawRows(path, {name: cells[name] for name in features}, features, [], None, None, namer)
-
-
 def _numbers(texts: np.ndarray, names: list[str], name_row: RowNamer) -> np.ndarray:
-    """Parse target cells (n, K) into finite float64 numbers, refusing the first bad cell by row and column."""
+    """Parse target cells (n, K) into finite float64 numbers as numpy's parser reads a numeric column.
+
+    Raises:
+        InputError: at the first bad cell (row by row), naming its row and column.
+
+    """
     values = np.empty(texts.shape)
     for (row, k), text in np.ndenumerate(texts):
-        try:
-            values[row, k] = float(text)
-        except ValueError:
-            values[row, k] = np.nan
-        if not np.isfinite(values[row, k]):
+        value = _parse_number(text)
+        if value is None:
+            raise InputError(f"{name_row(row)}, column {names[k]!r}: {text!r} is not a number")
+        if not math.isfinite(value):
             raise InputError(f"{name_row(row)}, column {names[k]!r}: {text!r} is not a finite number")
+        values[row, k] = value
     return values
 
 

@@ -22,6 +22,7 @@ A cell is missing when it is one of :data:`MISSING_CELLS`, or, in a numeric colu
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,6 +259,36 @@ class TableEncoding:
         kept = np.arange(int(column.drop_first), len(column.all_levels))  # (L',)
         block = (level_codes[codes][:, None] == kept[None, :]).astype(np.float64)  # (n, 1) == (1, L') -> (n, L')
         return block, _first_row(codes, bad, column.name)
+
+    def with_options(
+        self, categorical: list[str] | None, missing: str | None, drop_first: bool | None, handle_unknown: str | None
+    ) -> TableEncoding:
+        """Return this fitted encoding for the options a user gave beside it, ``handle_unknown`` replaced if given.
+
+        The encoding decides ``categorical``, ``missing`` and ``drop_first``: each may be given (not ``None``) only
+        with the value it holds. ``drop_first`` holds for every categorical column (any value when there is none).
+
+        Raises:
+            InputError: an option given with another value than the encoding's, naming it.
+
+        """
+        categorical_columns = [column for column in self.columns if isinstance(column, CategoricalColumn)]
+        differs = {
+            "categorical": categorical is not None
+            and sorted(categorical) != sorted(column.name for column in categorical_columns),
+            "missing": missing is not None and missing != self.missing,
+            "drop_first": drop_first is not None
+            and any(column.drop_first != drop_first for column in categorical_columns),
+        }
+        for option, different in differs.items():
+            if different:
+                raise InputError(
+                    "encoding: the checkpoint's table encoding already decides categorical, missing and drop_first; "
+                    f"remove --data.{option}"
+                )
+        if handle_unknown is None or handle_unknown == self.handle_unknown:
+            return self
+        return dataclasses.replace(self, handle_unknown=handle_unknown)
 
     def to_record(self) -> dict[str, Any]:
         """Return the encoding as plain values (dict, list, str, float, int, bool, None) for a checkpoint."""

@@ -8,13 +8,14 @@ data: before any run folder or checkpoint exists.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from lr_lightning.data.base import InMemoryDataModule
 from lr_lightning.data.contract import TASKS, ArrayData
-from lr_lightning.data.encoded_file import encoded_table, read_rows
+from lr_lightning.data.encoded_file import RawRows, encoded_table, read_rows
 from lr_lightning.data.encoding import EncodingOptions, TableEncoding, fit_encoding
 from lr_lightning.data.readers import (
     FILE_FORMATS,
@@ -28,7 +29,7 @@ from lr_lightning.data.readers import (
     row_namer,
 )
 from lr_lightning.data.stores.memory import ordered_split
-from lr_lightning.data.weights import check_weights, parse_weights, require_positive
+from lr_lightning.data.weights import check_weight_column, check_weights, parse_weights, require_positive
 from lr_lightning.errors import InputError, require
 
 __all__ = ["FILE_FORMATS", "FileDataModule"]
@@ -90,6 +91,22 @@ class FileDataModule(InMemoryDataModule):
             that many times in the fit (:mod:`lr_lightning.data.weights`). It is neither a feature nor a target
             (the default target is then the last other column). Split files need the column too; a predict file
             does not. ``None``: every row weighs 1.
+        categorical: feature column(s) of categories (text, or integer codes), one-hot encoded
+            (:mod:`lr_lightning.data.encoding`); CSV and Parquet only, read into memory.
+        missing: ``"mean"`` or ``"median"``: impute a numeric feature's missing cells with the training rows'
+            statistic (plus an indicator column), and make a categorical column's missing cells a level; ``None``: a
+            missing feature cell is an error.
+        handle_unknown: a level the training rows did not have: ``"error"`` refuses it, ``"ignore"`` encodes it as
+            all zeros. ``None`` (the default): ``"error"`` when the encoding is fitted, the fitted ``encoding``'s
+            otherwise; given with ``encoding``, it replaces the encoding's.
+        drop_first: drop each categorical column's first level (treatment coding); ``None`` (the default): true
+            when the encoding is fitted, the ``encoding``'s otherwise.
+        drop_missing_targets: drop (and count) the rows whose target cell is missing; targets are never imputed.
+            Without it such a row is refused, except in a file whose rows can only be predicted on.
+        encoding: a fitted table encoding as a checkpoint records it (``lr-lightning predict --ckpt_path CKPT``
+            passes the checkpoint's): every file is encoded with it, nothing is fitted. It decides
+            ``categorical``, ``missing`` and ``drop_first``: giving one of them with it is refused unless it
+            equals the encoding's.
         val_fraction: share of rows held out for validation when there is no ``val_path`` (0: all rows).
         test_fraction: share of rows held out for testing when there is no ``test_path`` (0: all rows).
         **kwargs: the other options of every DataModule (``batch_size``, ``standardize``, ``standardize_targets``,
@@ -110,10 +127,10 @@ class FileDataModule(InMemoryDataModule):
         class_names: list[str] | None = None,
         delimiter: str = ",",
         weights: str | None = None,
-        categorical: list[str] | None = None,
+        categorical: str | list[str] | None = None,
         missing: str | None = None,
-        handle_unknown: str = "error",
-        drop_first: bool = True,
+        handle_unknown: str | None = None,
+        drop_first: bool | None = None,
         drop_missing_targets: bool = False,
         encoding: dict[str, Any] | None = None,
         val_fraction: float = 0.2,
@@ -137,13 +154,21 @@ class FileDataModule(InMemoryDataModule):
         check_delimiter(delimiter)
         self.delimiter = delimiter
         self.weights = None if weights is None else str(weights)
-        self.encoding_options = EncodingOptions(as_names(categorical) or [], missing, handle_unknown, drop_first)
+        self.encoding_options = EncodingOptions(
+            as_names(categorical) or [],
+            missing,
+            "error" if handle_unknown is None else handle_unknown,
+            True if drop_first is None else drop_first,
+        )
         self.encoding_options.check()
         require(isinstance(drop_missing_targets, bool), "drop_missing_targets", "true or false", drop_missing_targets)
         self.drop_missing_targets = drop_missing_targets
-        self._given_encoding = None if encoding is None else TableEncoding.from_record(encoding, "encoding")
+        self._given_encoding = None
+        if encoding is not None:
+            fitted = TableEncoding.from_record(encoding, "encoding")
+            self._given_encoding = fitted.with_options(as_names(categorical), missing, drop_first, handle_unknown)
         self._encoding: TableEncoding | None = self._given_encoding
-        self._encoded_weights: dict[str, np.ndarray | None] = {}
+        self._encoded_reads: dict[str, RawRows] = {}  # by file: what its encoded read kept, its cells left out
         if self.encodes and self.in_memory is False:
             raise InputError(
                 "in_memory: false streams numbers from disk; categorical, missing and drop_missing_targets need the "
@@ -190,7 +215,7 @@ class FileDataModule(InMemoryDataModule):
             train = np.arange(count) if split is None else split.source_rows("train")
             options = self.encoding_options
             self._encoding = fit_encoding(rows.cells, rows.feature_names, train, options, rows.name_row, source=path)
-        self._encoded_weights[path] = rows.weights
+        self._encoded_reads[path] = dataclasses.replace(rows, cells={})
         return encoded_table(rows, self._encoding)
 
     def _read(self, path: str, features: list[str] | None, targets: list[str] | None, need_targets: bool) -> Table:
@@ -221,11 +246,7 @@ class FileDataModule(InMemoryDataModule):
         columns = column_names(self.path, delimiter=self.delimiter)
         if columns is None:
             raise InputError(f"weights: {self.path} is a .npz file, which has no columns; use CSV, Parquet or .npy")
-        if self.weights not in columns:
-            raise InputError(f"{self.path}: no weight column {self.weights!r} (weights); the columns are {columns}")
-        for role, names in (("feature", self.features), ("target", self.targets)):
-            if names is not None and self.weights in names:
-                raise InputError(f"{self.path}: column {self.weights!r} is both a {role} and the weights")
+        check_weight_column(self.path, columns, self.weights, (("feature", self.features), ("target", self.targets)))
         others = [name for name in columns if name != self.weights]
         targets = self.targets if self.targets is not None else others[-1:]
         features = self.features if self.features is not None else [c for c in others if c not in targets]
@@ -235,7 +256,7 @@ class FileDataModule(InMemoryDataModule):
         """Read the weight column of one file, checked; ``.npy`` columns directly, others as the file's text."""
         assert self.weights is not None
         if self.encodes:
-            weights = self._encoded_weights[path]
+            weights = self._encoded_reads[path].weights
             assert weights is not None, "a file of training rows has its weight column"
             return weights
         if path.lower().endswith(".npy"):
@@ -250,9 +271,12 @@ class FileDataModule(InMemoryDataModule):
         feature_columns, target_columns = self._weighted_columns()
         main = self._read(self.path, feature_columns, target_columns, need_targets=not self._targets_optional)
         unlabelled = None
-        if main.targets is None:  # a new file to predict on
+        if main.targets is None:  # a new file to predict on, or one with missing targets not dropped
             assert self.targets is not None
-            unlabelled = f"{self.path}: no target column {self.targets[0]!r}: its rows can only be predicted on"
+            read = self._encoded_reads.get(self.path)
+            unlabelled = read.missing_target if read is not None else None
+            if unlabelled is None:
+                unlabelled = f"{self.path}: no target column {self.targets[0]!r}: its rows can only be predicted on"
             main.target_names = list(self.targets)
             main.targets = _stand_in_targets(len(main.features), len(self.targets), self.task)
         # Split files must have the training file's columns, picked by the same names.
@@ -330,13 +354,21 @@ class FileDataModule(InMemoryDataModule):
         )
 
     def predict_columns(self, names: list[str]) -> dict[str, list[str]]:
-        """Columns ``names`` of the rows predicted on, as the file holds them: ``predict_path``'s, else every file's."""
+        """Columns ``names`` of the rows predicted on, as the file holds them: ``predict_path``'s, else every file's.
+
+        The rows are exactly those predicted on, in order: without the rows an encoded read dropped (a missing
+        target with ``drop_missing_targets``).
+        """
+        if self.encodes:
+            _ = self.description  # loading the data finds the rows each file keeps
         sources = [self.predict_path] if self.predict_path else [self.path, self.val_path, self.test_path]
         columns: dict[str, list[str]] = {name: [] for name in names}
         for source in sources:
             if source is not None:
+                read = self._encoded_reads.get(source)
+                kept = read.kept_rows if read is not None else None
                 for name, cells in read_text_columns(source, names, delimiter=self.delimiter).items():
-                    columns[name] += cells
+                    columns[name] += cells if kept is None else [cells[row] for row in kept.tolist()]
         return columns
 
 

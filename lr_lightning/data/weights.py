@@ -12,13 +12,46 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from lr_lightning.data.readers.csv_scan import _parse_number  # numpy's reading of a number, shared with the readers
 from lr_lightning.errors import InputError
 
-__all__ = ["check_weights", "parse_weights", "require_positive"]
+__all__ = ["check_weight_column", "check_weights", "parse_weights", "require_positive"]
+
+
+def check_weight_column(
+    path: str,
+    columns: Sequence[str],
+    weights: str,
+    roles: Sequence[tuple[str, Sequence[str] | None]],
+    *,
+    required: bool = True,
+) -> None:
+    """Refuse a weight column the file lacks, or one also chosen as a feature or a target.
+
+    Args:
+        path: the file, for messages.
+        columns: the file's column names.
+        weights: the weight column (the ``weights`` option).
+        roles: the columns the user chose by role, ``("feature", features)`` and ``("target", targets)``; ``None``:
+            not chosen.
+        required: whether the file must have the column (a file to predict on need not).
+
+    Raises:
+        InputError: naming the file and the column.
+
+    """
+    if required and weights not in columns:
+        raise InputError(f"{path}: no weight column {weights!r} (weights); the columns are {list(columns)}")
+    for role, names in roles:
+        if names is not None and weights in names:
+            raise InputError(f"{path}: column {weights!r} is both a {role} and the weights")
 
 
 def parse_weights(cells: Sequence[str], column: str, name_row: Callable[[int], str]) -> np.ndarray:
     """Read a weight column's cells (text, as the file holds them) into float64 weights (N,), checked.
+
+    A cell is read as numpy's parser reads a numeric column (:func:`~lr_lightning.data.readers.csv_scan._parse_number`):
+    ``1_000`` and non-ASCII digits, which Python's ``float()`` would take, are not numbers.
 
     Raises:
         InputError: a cell that is empty or not a number, naming its row and the column.
@@ -26,13 +59,11 @@ def parse_weights(cells: Sequence[str], column: str, name_row: Callable[[int], s
     """
     weights = np.empty(len(cells))
     for row, cell in enumerate(cells):
-        try:
-            weights[row] = float(cell)
-        except ValueError:
-            shown = "an empty cell" if not cell else repr(cell)
-            raise InputError(
-                f"{name_row(row)}, column {column!r}: {shown} is not a weight (weights are numbers >= 0)"
-            ) from None
+        value = _parse_number(cell)
+        if value is None:
+            shown = "an empty cell" if not cell.strip() else repr(cell)
+            raise InputError(f"{name_row(row)}, column {column!r}: {shown} is not a weight (weights are numbers >= 0)")
+        weights[row] = value
     return check_weights(weights, column, name_row)
 
 
