@@ -223,6 +223,9 @@ class LRLightningCLI(LightningCLI):
                 raise
             config = self.config[self.subcommand] if self.subcommand else self.config
             raise InputError(name_the_option(str(cause), config)) from None
+        if isinstance(self.datamodule, TrainingData) and isinstance(self.model, LinearModelBase):
+            if self.subcommand == "fit":
+                self.model.check_training_data(self.datamodule)  # before the run folder exists
         if self._checkpoint_hparams and isinstance(self.datamodule, TrainingData):
             check_features_match(self._checkpoint_hparams, self.datamodule)
         writer = self._get(self.config_init, "prediction_writer")

@@ -24,7 +24,7 @@ from lr_lightning.data import ArraysDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression, LogisticRegression, MultiOutputRegression
 from lr_lightning.penalties import sklearn_logistic_c, sklearn_ridge_alpha
-from tests.helpers import CONFIGS, REPO, fit, run_cli
+from tests.helpers import CONFIGS, REPO, fit, run_cli, write_csv
 
 RTOL = 1e-6
 
@@ -203,3 +203,15 @@ def test_mini_batches_estimate_the_weighted_objective_without_bias() -> None:
     data = ArraysDataModule(features, targets, weights=weights, batch_size=4, standardize=False)
     fit(model, data, epochs=150)
     assert model.coef_[0, 0] == pytest.approx(wls, rel=0.02)
+
+
+def test_a_ridge_path_on_weighted_rows_is_refused_before_a_run_folder_exists(tmp_path: Path) -> None:
+    features, targets, weights = regression_rows()
+    rows = np.column_stack([features, weights, targets]).tolist()
+    write_csv(tmp_path / "rows.csv", ["a", "b", "c", "w", "y"], rows)
+    args = ["fit", "--config", str(CONFIGS / "ridge_path.yaml"), "--data", "lr_lightning.data.FileDataModule"]
+    args += ["--data.path", "rows.csv", "--data.weights", "w", "--data.targets", "y"]
+    result = run_cli(args, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "l2_path: choosing l2_strength by leave-one-out or GCV does not take sample weights" in result.stderr
+    assert not (tmp_path / "runs").exists()

@@ -189,14 +189,21 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
         datamodule = trainer_datamodule(self._trainer) if self._trainer is not None else None
         return datamodule if isinstance(datamodule, TrainingData) else None
 
+    def check_training_data(self, data: TrainingData) -> None:
+        """Refuse data this model cannot fit (another task; a subclass adds its own), with an :class:`InputError`.
+
+        The CLI calls it as soon as both exist, before anything is written; ``setup("fit")`` calls it again.
+        """
+        if data.task != self.task:
+            raise InputError(
+                f"{type(self).__name__} is a {self.task} model but {type(data).__name__} holds {data.task} data"
+            )
+
     def setup(self, stage: str) -> None:
-        """At the start of ``fit``, check the data's task and take the scaling fitted on its training rows."""
+        """At the start of ``fit``, check the data (:meth:`check_training_data`) and take its training scaling."""
         data = self.training_data()
         if stage == "fit" and data is not None:
-            if data.task != self.task:
-                raise InputError(
-                    f"{type(self).__name__} is a {self.task} model but {type(data).__name__} holds {data.task} data"
-                )
+            self.check_training_data(data)
             self.set_scaling(data.scaling_statistics())
             data.stream_training_rows(self.streams_training_rows)
         if self._trainer is not None and str(self.trainer.precision).startswith("64"):

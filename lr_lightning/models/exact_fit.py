@@ -43,7 +43,6 @@ from torch import Tensor
 from lr_lightning.closed_form import RankDeficiencyWarning
 from lr_lightning.data.ranks import Ranks
 from lr_lightning.data.reference import gather_state
-from lr_lightning.errors import InputError
 from lr_lightning.models.ridge_selection import choose_strength
 from lr_lightning.streaming import LeastSquaresState, solve
 
@@ -62,12 +61,6 @@ class ExactFit:
         )
         self.state = LeastSquaresState(model.linear.in_features, model.linear.out_features)  # of the raw rows
         self.done = False
-        data = model.training_data()
-        if model.l2_path is not None and data is not None and data.weighted:
-            raise InputError(
-                "l2_path: choosing l2_strength by leave-one-out or GCV does not take sample weights; set one "
-                "l2_strength, or remove the data's weights"
-            )
 
     def update(self, features: Tensor, targets: Tensor, weights: Tensor | None = None) -> None:
         """Fold a chunk of raw features (n, D), targets (n, K) or (n,) and weights (n,) or None, in float64."""

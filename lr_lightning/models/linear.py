@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from torchmetrics import MetricCollection
 
 from lr_lightning.callbacks import OptimalityGap
-from lr_lightning.data.contract import ScalingStatistics, Task
+from lr_lightning.data.contract import ScalingStatistics, Task, TrainingData
 from lr_lightning.errors import InputError
 from lr_lightning.models.base import LinearModelBase
 from lr_lightning.models.exact_fit import ExactFit
@@ -128,6 +128,15 @@ class LinearRegression(LinearModelBase):
     def start_pass(self) -> ExactFit:
         """Return the exact solver's epoch: a float64 streaming QR of the training rows, solved after the last chunk."""
         return ExactFit(self)
+
+    def check_training_data(self, data: TrainingData) -> None:
+        """Besides the task, refuse ``l2_path`` on weighted rows (its leave-one-out and GCV scores are unweighted)."""
+        super().check_training_data(data)
+        if self.l2_path is not None and data.weighted:
+            raise InputError(
+                "l2_path: choosing l2_strength by leave-one-out or GCV does not take sample weights; set one "
+                "l2_strength, or remove the data's weights"
+            )
 
     def configure_metrics(self) -> MetricCollection:
         """MSE, MAE and R² per target, rows weighted (their means over targets are what ``val_mse`` etc. report)."""
