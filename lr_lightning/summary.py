@@ -110,12 +110,13 @@ def _regression_certificate(
 
 
 def regression_table(trainer: pl.Trainer, model: Any, cov_type: str, alpha: float) -> InferenceTable:
-    """Return the OLS table of a fitted linear regression (a collective under DDP: every rank calls it)."""
+    """Return the OLS table (WLS for weighted rows) of a linear regression (a collective under DDP)."""
     data = trainer_datamodule(trainer)
     assert isinstance(data, TrainingData)
     state = data.least_squares_state(distributed=True)
     terms = (["const"] if model.fit_intercept else []) + list(model.feature_names)
-    table = InferenceTable("OLS", terms, list(model.output_names), False, "", alpha, cov_type)
+    kind = "WLS" if state is not None and state.weighted else "OLS"  # statsmodels' name for weighted rows
+    table = InferenceTable(kind, terms, list(model.output_names), False, "", alpha, cov_type)
     reasons = [reason for reason in [_penalty_reason(model)] if reason]
     centred = bool(model.feature_mean.any() or model.target_mean.any())
     if not model.fit_intercept:

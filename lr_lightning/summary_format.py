@@ -8,7 +8,7 @@ class contrast ``class c vs class 0`` (MNLogit), each with its terms (``const`` 
 
 JSON (:meth:`InferenceTable.to_json`; NaN and infinities as ``null``)::
 
-    {"model": "OLS" | "Logit" | "MNLogit", "valid": bool, "reason": str, "notes": [str], "alpha": 0.05,
+    {"model": "OLS" | "WLS" | "Logit" | "MNLogit", "valid": bool, "reason": str, "notes": [str], "alpha": 0.05,
      "cov_type": "nonrobust", "statistic": "t" | "z", "certificate": {...}, "aliased": [term, ...],
      "nobs": n, "df_model": ..., "df_resid": ...,
      "statistics": {...}   # logistic: llf, llnull, prsquared, llr, llr_pvalue, aic, bic
@@ -32,7 +32,10 @@ from lr_lightning.inference.logistic import LogisticInference
 
 __all__ = ["InferenceTable"]
 
-Kind = Literal["OLS", "Logit", "MNLogit"]
+Kind = Literal["OLS", "WLS", "Logit", "MNLogit"]
+
+#: The kinds of a linear regression's table: least squares, and weighted least squares (rows with sample weights).
+LINEAR_KINDS = ("OLS", "WLS")
 
 #: Per-equation OLS statistics: JSON key, label in the text, OLSResults attribute.
 _OLS_STATISTICS = (
@@ -74,7 +77,7 @@ class InferenceTable:
     """The end-of-fit inference of one model (see the module docstring).
 
     Attributes:
-        kind: ``"OLS"``, ``"Logit"`` or ``"MNLogit"``.
+        kind: ``"OLS"``, ``"WLS"`` (weighted rows), ``"Logit"`` or ``"MNLogit"``.
         term_names: the p terms, ``const`` first when the model has an intercept.
         equation_names: E names: the targets (OLS), ``"<class 1> vs <class 0>"`` (Logit) or one per contrast.
         valid: whether the statistics hold (an unpenalized fit at its optimum); else ``reason`` says why not.
@@ -240,7 +243,7 @@ class InferenceTable:
         lower, upper = f"[{self.alpha / 2:.3g}", f"{1 - self.alpha / 2:.3g}]"
         width = max([len(name) for name in self.term_names] + [8])
         rule = "=" * (width + 6 * 12)
-        covariance = f"{self.cov_type} covariance" if self.kind == "OLS" else "Fisher information"
+        covariance = f"{self.cov_type} covariance" if self.kind in LINEAR_KINDS else "Fisher information"
         title = f"Inference summary: {self.kind} ({covariance})"
         lines = [title]
         if not self.valid:

@@ -13,7 +13,7 @@ import numpy as np
 
 from lr_lightning.inference import OLSFit, OLSResults
 from lr_lightning.inference.logistic import LogisticInference
-from lr_lightning.summary_format import InferenceTable
+from lr_lightning.summary_format import LINEAR_KINDS, InferenceTable
 
 __all__ = ["RECORD_VERSION", "RecordError", "table_from_record", "table_to_record"]
 
@@ -46,7 +46,7 @@ def table_to_record(table: InferenceTable) -> dict[str, Any]:
 #: reads, as a table without its fit (no prediction intervals).
 RECORD_VERSION = 2
 
-_KINDS = ("OLS", "Logit", "MNLogit")
+_KINDS = ("OLS", "WLS", "Logit", "MNLogit")
 _RECORD_KEYS = (
     "version",
     "kind",
@@ -299,8 +299,8 @@ def table_from_record(raw: Any) -> InferenceTable:
         table.coefficients = _array(coefficients, "coefficients", (len(equations), len(terms))).astype(np.float64)
         return table
     _require(coefficients is None, "a valid table holds ['coefficients']")
-    if kind == "OLS":
-        _require(logistic is None, "an OLS table holds ['logistic']")
+    if kind in LINEAR_KINDS:
+        _require(logistic is None, f"an {kind} table holds ['logistic']")
         results = _ols_from_record(ols, len(equations), len(terms))
         table.results = results
         if record["fit"] is not None:  # None: stored before lr_lightning kept the fit (version 1), or built without

@@ -88,7 +88,8 @@ def test_the_wls_table_equals_statsmodels() -> None:
     kept = weights > 0  # statsmodels counts rows of weight 0 in its degrees of freedom; the package, as R, does not
     reference = sm.WLS(targets[kept], sm.add_constant(features[kept]), weights=weights[kept]).fit()
     table = model.inference_
-    assert table.valid, table.reason
+    assert table.valid and table.kind == "WLS", table.reason
+    assert model.summary().startswith("Inference summary: WLS (nonrobust covariance)")
     np.testing.assert_allclose(model.params_[0], reference.params, rtol=RTOL)
     np.testing.assert_allclose(model.bse_[0], reference.bse, rtol=RTOL)
     np.testing.assert_allclose(model.pvalues_[0], reference.pvalues, rtol=RTOL)

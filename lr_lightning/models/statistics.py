@@ -121,8 +121,10 @@ class InferenceStatistics:
                 stored before lr_lightning kept the fit with the table.
 
         """
+        from lr_lightning.summary_format import LINEAR_KINDS
+
         table = self.inference_
-        if table.kind != "OLS":
+        if table.kind not in LINEAR_KINDS:
             raise NoInferenceError(f"the fit's table is a {table.kind}: intervals are for linear regression")
         if not table.valid:
             raise NoInferenceError(f"the fit's inference was refused: {table.reason}")
