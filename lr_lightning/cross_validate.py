@@ -129,6 +129,12 @@ def cross_validate(fit_args: Sequence[str], folds: int, grid: Sequence[dict[str,
     from lr_lightning.cli import cli
 
     settings = [Setting(dict(values)) for values in grid]
+    probe = cli([*fit_args, "--data.init_args.num_folds", str(folds)], run=False)  # instantiated, nothing run
+    if probe.trainer.world_size > 1:
+        raise InputError(
+            f"{SUBCOMMAND}: the folds run one after another in this process; a config of {probe.trainer.world_size} "
+            "processes (DDP) is not supported: set --trainer.devices 1 (and --trainer.strategy auto)"
+        )
     for setting in settings:
         overrides = [arg for key, value in setting.values.items() for arg in _flag(key, value)]
         for fold in range(folds):

@@ -125,6 +125,7 @@ def test_cv_over_a_grid_on_iris_is_stratified_and_writes_one_row_per_setting(
         (["--folds", "2", "--grid", "l2_strength"], "is not KEY=[V1,V2,...]"),
         (["--folds", "2", "--grid", "model.init_args.l2_strength=0.1"], "the values must be a non-empty list"),
         (["--folds", "2", "--data.init_args.fold", "1"], "the folds are set by --folds"),
+        (["--config", str(CONFIGS / "ddp.yaml"), "--folds", "2"], "a config of 2 processes (DDP) is not supported"),
     ],
 )
 def test_cv_mistakes_are_one_line(
