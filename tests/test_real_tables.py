@@ -180,3 +180,18 @@ def test_without_the_options_a_text_or_empty_feature_cell_names_the_option_that_
     path.write_text("x,z,y\n1,2,2\n,3,3\n")
     with pytest.raises(InputError, match=r"row 3, column 'x': '' is not a number \(an empty cell: set missing: mean"):
         _ = FileDataModule(str(path)).description
+
+
+def test_a_config_run_on_another_file_applies_the_checkpoints_encoding(rentals_run: tuple[Path, Path]) -> None:
+    folder, ckpt = rentals_run
+    new = pd.read_csv(REPO / "data" / "rentals_new.csv")
+    new["weight"], new["rent"] = 1, 1000  # the config names a target and weights: the file must have them
+    new.to_csv(folder / "new_full.csv", index=False)
+    out = folder / "config_predictions.csv"
+    args = ["predict", "--config", str(CONFIGS / "rentals.yaml"), "--ckpt_path", str(ckpt), "--data.path"]
+    args += ["new_full.csv", "--data.val_fraction", "0.5", "--data.test_fraction", "0", "--prediction_writer.path"]
+    run_cli([*args, str(out)], cwd=folder)
+    # The six new rows alone would give other means and levels; the checkpoint's encoding is applied instead.
+    pipeline = reference_pipeline(pd.read_csv(REPO / "data" / "rentals.csv"))
+    expected = pipeline.predict(pd.read_csv(REPO / "data" / "rentals_new.csv"))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(np.array(read_csv(out)["rent"], dtype=np.float64), expected, rtol=1e-5)

@@ -26,7 +26,7 @@ from lr_lightning.data.encoding import TableEncoding
 from lr_lightning.data.encoding_record import MISSING_CELLS
 from lr_lightning.data.readers import RowNamer, Table, read_text_columns, row_namer
 from lr_lightning.data.readers.columns import choose_columns
-from lr_lightning.data.readers.csv_scan import _parse_number  # numpy's reading of a number, as for numeric columns
+from lr_lightning.data.readers.csv_scan import parse_number
 from lr_lightning.data.readers.text_columns import column_names
 from lr_lightning.data.weights import check_weight_column, parse_weights
 from lr_lightning.errors import InputError
@@ -170,7 +170,7 @@ def _numbers(texts: np.ndarray, names: list[str], name_row: RowNamer) -> np.ndar
     """
     values = np.empty(texts.shape)
     for (row, k), text in np.ndenumerate(texts):
-        value = _parse_number(text)
+        value = parse_number(text)
         if value is None:
             raise InputError(f"{name_row(row)}, column {names[k]!r}: {text!r} is not a number")
         if not math.isfinite(value):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lr_lightning.data.readers.csv_scan import _parse_number  # numpy's reading of a number, shared with the readers
+from lr_lightning.data.readers.csv_scan import parse_number
 from lr_lightning.errors import InputError
 
 __all__ = ["check_weight_column", "check_weights", "parse_weights", "require_positive"]
@@ -50,7 +50,7 @@ def check_weight_column(
 def parse_weights(cells: Sequence[str], column: str, name_row: Callable[[int], str]) -> np.ndarray:
     """Read a weight column's cells (text, as the file holds them) into float64 weights (N,), checked.
 
-    A cell is read as numpy's parser reads a numeric column (:func:`~lr_lightning.data.readers.csv_scan._parse_number`):
+    A cell is read as numpy's parser reads a numeric column (:func:`~lr_lightning.data.readers.csv_scan.parse_number`):
     ``1_000`` and non-ASCII digits, which Python's ``float()`` would take, are not numbers.
 
     Raises:
@@ -59,7 +59,7 @@ def parse_weights(cells: Sequence[str], column: str, name_row: Callable[[int], s
     """
     weights = np.empty(len(cells))
     for row, cell in enumerate(cells):
-        value = _parse_number(cell)
+        value = parse_number(cell)
         if value is None:
             shown = "an empty cell" if not cell.strip() else repr(cell)
             raise InputError(f"{name_row(row)}, column {column!r}: {shown} is not a weight (weights are numbers >= 0)")

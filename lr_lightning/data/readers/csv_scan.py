@@ -17,7 +17,7 @@ from pathlib import Path
 from lr_lightning.data.checks import FLOAT32_MAX, float32_overflow_message
 from lr_lightning.errors import InputError
 
-__all__ = ["SPACE", "Lines", "check_row_widths", "data_rows", "diagnose_csv", "encoding_error"]
+__all__ = ["SPACE", "Lines", "check_row_widths", "data_rows", "diagnose_csv", "encoding_error", "parse_number"]
 
 #: ASCII whitespace: what numpy's parser strips around a number (``str.strip()`` would strip Unicode spaces too).
 SPACE = " \t\r\n\v\f"
@@ -136,7 +136,7 @@ def data_rows(path: Path, header: list[str], delimiter: str) -> Iterator[tuple[i
             yield reader.line_num, row
 
 
-def _parse_number(cell: str) -> float | None:
+def parse_number(cell: str) -> float | None:
     """Read the number in a CSV cell as numpy's parser does; ``None`` if numpy cannot read one.
 
     Python's ``float()`` also accepts ``1_000`` and non-ASCII digits; numpy does not, and the two must agree.
@@ -187,7 +187,7 @@ def diagnose_csv(
 
     Only runs after the fast parser has failed or found a bad value, so its speed does not matter; it reports
     the line number a text editor shows, counting blank lines, and reads cells as numpy does
-    (:func:`_parse_number`). With ``too_large``, it returns the message naming the first cell whose magnitude
+    (:func:`parse_number`). With ``too_large``, it returns the message naming the first cell whose magnitude
     float32 cannot hold (``None`` if there is none) instead. A bad cell of one of the ``features`` gets the option
     that would read it: ``categorical`` for text, ``missing`` for an empty cell.
     """
@@ -197,7 +197,7 @@ def diagnose_csv(
             for index in indices:
                 cell = row[index].strip(SPACE)
                 where = f"{path}, row {line}, column {header[index]!r}"
-                value = _parse_number(cell)
+                value = parse_number(cell)
                 feature = header[index] in features
                 if not cell:
                     fix = "set missing: mean or median to impute it" if feature else "fill in or remove the value"
