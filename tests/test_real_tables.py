@@ -23,6 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from lr_lightning.checkpoint import load_checkpoint
+from lr_lightning.cli import main
 from lr_lightning.data import FileDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression
@@ -95,13 +96,17 @@ def test_a_fresh_process_predicts_a_new_file_as_the_scikit_learn_pipeline(rental
     np.testing.assert_allclose(predicted, expected, rtol=1e-5)
 
 
-def test_a_level_the_training_rows_never_had_is_refused_in_one_line(rentals_run: tuple[Path, Path]) -> None:
+def test_a_level_the_training_rows_never_had_is_refused_in_one_line(
+    rentals_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder, ckpt = rentals_run
+    monkeypatch.chdir(folder)
     new = folder / "harbour.csv"
     new.write_text("neighbourhood,area_m2,rooms,year_built\nnorth,50,2,1990\nharbour,70,3,2001\n")
-    result = run_cli(["predict", "--ckpt_path", str(ckpt), "--data.path", str(new)], cwd=folder, check=False)
-    assert result.returncode == 2
-    message = result.stderr.strip().splitlines()[-1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--ckpt_path", str(ckpt), "--data.path", str(new)])
+    assert exit_info.value.code == 2
+    [message] = capsys.readouterr().err.strip().splitlines()
     assert f"{new}, row 3, column 'neighbourhood': level 'harbour' was not in the training rows" in message
     assert "handle_unknown: ignore" in message
 
@@ -182,15 +187,18 @@ def test_without_the_options_a_text_or_empty_feature_cell_names_the_option_that_
         _ = FileDataModule(str(path)).description
 
 
-def test_a_config_run_on_another_file_applies_the_checkpoints_encoding(rentals_run: tuple[Path, Path]) -> None:
+def test_a_config_run_on_another_file_applies_the_checkpoints_encoding(
+    rentals_run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, ckpt = rentals_run
+    monkeypatch.chdir(folder)
     new = pd.read_csv(REPO / "data" / "rentals_new.csv")
     new["weight"], new["rent"] = 1, 1000  # the config names a target and weights: the file must have them
     new.to_csv(folder / "new_full.csv", index=False)
     out = folder / "config_predictions.csv"
     args = ["predict", "--config", str(CONFIGS / "rentals.yaml"), "--ckpt_path", str(ckpt), "--data.path"]
     args += ["new_full.csv", "--data.val_fraction", "0.5", "--data.test_fraction", "0", "--prediction_writer.path"]
-    run_cli([*args, str(out)], cwd=folder)
+    main([*args, str(out)])
     # The six new rows alone would give other means and levels; the checkpoint's encoding is applied instead.
     pipeline = reference_pipeline(pd.read_csv(REPO / "data" / "rentals.csv"))
     expected = pipeline.predict(pd.read_csv(REPO / "data" / "rentals_new.csv"))  # type: ignore[attr-defined]

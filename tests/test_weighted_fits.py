@@ -20,11 +20,12 @@ from sklearn.linear_model import Ridge
 
 from lr_lightning.callbacks import OptimalityGap
 from lr_lightning.checkpoint import load_checkpoint
+from lr_lightning.cli import main
 from lr_lightning.data import ArraysDataModule
 from lr_lightning.errors import InputError
 from lr_lightning.models import LinearRegression, LogisticRegression, MultiOutputRegression
 from lr_lightning.penalties import sklearn_logistic_c, sklearn_ridge_alpha
-from tests.helpers import CONFIGS, REPO, fit, run_cli, write_csv
+from tests.helpers import CONFIGS, REPO, fit, write_csv
 
 RTOL = 1e-6
 
@@ -174,18 +175,21 @@ def test_the_weighted_logit_table_equals_statsmodels_glm() -> None:
     np.testing.assert_allclose(model.inference_.to_json()["statistics"]["llf"], reference.llf, rtol=RTOL)
 
 
-def test_a_class_weighted_checkpoint_is_tested_and_predicted_from_the_command_line(tmp_path: Path) -> None:
-    (tmp_path / "data").mkdir()
-    shutil.copy(REPO / "data" / "iris.csv", tmp_path / "data" / "iris.csv")
+def test_a_class_weighted_checkpoint_is_tested_and_predicted_from_the_command_line(
+    in_tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (in_tmp_path / "data").mkdir()
+    shutil.copy(REPO / "data" / "iris.csv", in_tmp_path / "data" / "iris.csv")
     fit_args = ["fit", "--config", str(CONFIGS / "logistic_newton.yaml"), "--model.init_args.class_weight"]
-    run_cli([*fit_args, "{setosa: 1, versicolor: 2, virginica: 0.5}"], cwd=tmp_path)
-    ckpt = tmp_path / "runs" / "logistic_newton" / "version_0" / "checkpoints" / "latest.ckpt"
+    main([*fit_args, "{setosa: 1, versicolor: 2, virginica: 0.5}"])
+    ckpt = in_tmp_path / "runs" / "logistic_newton" / "version_0" / "checkpoints" / "latest.ckpt"
     stored = load_checkpoint(ckpt)
     assert stored["hyper_parameters"]["class_weight"] == {"setosa": 1, "versicolor": 2, "virginica": 0.5}
     assert stored["state_dict"]["class_weights"].tolist() == [1.0, 2.0, 0.5]
-    result = run_cli(["test", "--ckpt_path", str(ckpt), "--data.path", "data/iris.csv"], cwd=tmp_path)
-    assert "test_acc" in result.stdout
-    run_cli(["predict", "--ckpt_path", str(ckpt), "--data.path", "data/iris.csv"], cwd=tmp_path)
+    capsys.readouterr()
+    main(["test", "--ckpt_path", str(ckpt), "--data.path", "data/iris.csv"])  # the checkpoint's record and buffer
+    assert "test_acc" in capsys.readouterr().out
+    main(["predict", "--ckpt_path", str(ckpt), "--data.path", "data/iris.csv"])
     model = LogisticRegression.load_from_checkpoint(ckpt)
     assert model.class_weights.tolist() == [1.0, 2.0, 0.5]
 
@@ -206,13 +210,16 @@ def test_mini_batches_estimate_the_weighted_objective_without_bias() -> None:
     assert model.coef_[0, 0] == pytest.approx(wls, rel=0.02)
 
 
-def test_a_ridge_path_on_weighted_rows_is_refused_before_a_run_folder_exists(tmp_path: Path) -> None:
+def test_a_ridge_path_on_weighted_rows_is_refused_before_a_run_folder_exists(
+    in_tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     features, targets, weights = regression_rows()
     rows = np.column_stack([features, weights, targets]).tolist()
-    write_csv(tmp_path / "rows.csv", ["a", "b", "c", "w", "y"], rows)
+    write_csv(in_tmp_path / "rows.csv", ["a", "b", "c", "w", "y"], rows)
     args = ["fit", "--config", str(CONFIGS / "ridge_path.yaml"), "--data", "lr_lightning.data.FileDataModule"]
-    args += ["--data.path", "rows.csv", "--data.weights", "w", "--data.targets", "y"]
-    result = run_cli(args, cwd=tmp_path, check=False)
-    assert result.returncode == 2
-    assert "l2_path: choosing l2_strength by leave-one-out or GCV does not take sample weights" in result.stderr
-    assert not (tmp_path / "runs").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--data.path", "rows.csv", "--data.weights", "w", "--data.targets", "y"])
+    assert exit_info.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "l2_path: choosing l2_strength by leave-one-out or GCV does not take sample weights" in line
+    assert not (in_tmp_path / "runs").exists()
