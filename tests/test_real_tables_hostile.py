@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from lr_lightning.checkpoint import load_checkpoint
 from lr_lightning.cli import main
 from lr_lightning.data import FileDataModule
 from lr_lightning.errors import InputError
-from tests.helpers import CONFIGS, RENTALS_NUMERIC, REPO, run_cli
+from tests.helpers import CONFIGS, RENTALS_NUMERIC, REPO
 
 RENTALS = REPO / "data" / "rentals.csv"
 CKPT = "runs/rentals/version_0/checkpoints/latest.ckpt"
@@ -98,7 +99,12 @@ def fitted_rentals(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("rentals.csv", "rentals_new.csv"):
         shutil.copy(REPO / "data" / name, folder / "data" / name)
     (folder / "one_categorical.yaml").write_text("data:\n  init_args:\n    categorical: neighbourhood\n")
-    run_cli(["fit", *FIT_CONFIG, "--config", "one_categorical.yaml"], cwd=folder)
+    previous = Path.cwd()
+    os.chdir(folder)  # a module fixture: monkeypatch is per test
+    try:
+        main(["fit", *FIT_CONFIG, "--config", "one_categorical.yaml"])
+    finally:
+        os.chdir(previous)
     return folder
 
 
