@@ -101,7 +101,8 @@ def test_cv_over_a_grid_on_iris_is_stratified_and_writes_one_row_per_setting(
     (in_tmp_path / "data").mkdir()
     (in_tmp_path / "data" / "iris.csv").write_bytes((REPO / "data" / "iris.csv").read_bytes())
     grid = "model.init_args.l2_strength=[0.001,0.1]"
-    main(["cv", "--config", str(CONFIGS / "logistic_newton.yaml"), "--folds", "3", "--grid", grid])
+    config = ["--config", str(CONFIGS / "logistic_newton.yaml"), "--trainer.max_epochs", "4"]
+    main(["cv", *config, "--folds", "3", "--grid", grid])
     experiment = Path("runs") / "logistic_newton"
     table = read_table(experiment / "cv_results.csv")
     assert [row["model.init_args.l2_strength"] for row in table] == ["0.001", "0.1"]
