@@ -43,7 +43,7 @@ from lr_lightning.models.optimizer_step import (
 )
 from lr_lightning.models.solvers import GRADIENT, EpochPass, count_step
 from lr_lightning.models.statistics import InferenceStatistics
-from lr_lightning.models.weighting import mean_row_weight, split_batch
+from lr_lightning.models.weighting import split_batch
 from lr_lightning.penalties import validate_strength, weight_penalty
 
 __all__ = ["STAGES", "LinearModelBase", "TrainingDivergedError"]
@@ -153,6 +153,11 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
 
         """
 
+    @property
+    def has_class_weights(self) -> bool:
+        """Whether :meth:`row_weights` multiplies in a weight per class (a classifier's ``class_weight``)."""
+        return False
+
     def row_weights(self, targets: Tensor, weights: Tensor | None) -> Tensor | None:
         """Return each row's weight in the loss (B,) from the batch's sample weights; ``None`` when all weigh 1.
 
@@ -257,15 +262,15 @@ class LinearModelBase(InferenceStatistics, CheckpointRecord, ArrayPredictions, A
             )
 
     def _training_mean_row_weight(self, data: TrainingData) -> float:
-        """Return the mean of :meth:`row_weights` over the training rows (one pass; 1 when no row has a weight)."""
-        row_weights, counts = [], []
+        """Return the mean of :meth:`row_weights` over the training rows: 1 unless rows or classes are weighted."""
+        if not (data.weighted or self.has_class_weights):
+            return 1.0
+        total, rows = 0.0, 0
         for _, targets, weights in data.chunks("train"):
             chunk = self.row_weights(torch.from_numpy(targets), None if weights is None else torch.from_numpy(weights))
-            if chunk is None:  # neither sample nor class weights: every chunk's rows weigh 1
-                return 1.0
-            row_weights.append(chunk)
-            counts.append(len(targets))
-        return mean_row_weight(row_weights, counts)
+            assert chunk is not None, "weighted rows or classes give every row a weight"
+            total, rows = total + float(chunk.double().sum()), rows + len(targets)
+        return total / rows
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Step; then apply the L1 proximal step (plain SGD) and refuse non-finite weights."""

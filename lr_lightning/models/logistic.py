@@ -193,13 +193,14 @@ class LogisticRegression(LinearModelBase):
 
         ``None`` when every row weighs 1 (no ``class_weight`` and no sample weights). On the labels' device.
         """
-        if not self._has_class_weights:
+        if not self.has_class_weights:
             return weights
         per_row = self.class_weights.to(labels.device)[labels.long()]  # (C,) -> (n,)
         return per_row if weights is None else per_row * weights
 
     @property
-    def _has_class_weights(self) -> bool:
+    def has_class_weights(self) -> bool:
+        """Whether ``class_weight`` is set: :meth:`row_weights` then multiplies in each row's class weight."""
         return self.hparams.get("class_weight") is not None
 
     def _resolve_class_weights(self, data: TrainingData | None) -> None:
@@ -251,7 +252,7 @@ class LogisticRegression(LinearModelBase):
                 f"the data holds {len(data.output_names)} classes ({', '.join(data.output_names)}) but the model "
                 f"has num_classes={self.num_classes}; set model.init_args.num_classes to {len(data.output_names)}"
             )
-        if stage == "fit" and self._has_class_weights:
+        if stage == "fit" and self.has_class_weights:
             self._resolve_class_weights(data)
 
     def predict_proba(self, features: Any) -> np.ndarray:

@@ -3,18 +3,18 @@ r"""Row weights in a batch: how a batch carries them, the weighted mean of row l
 The objective of a weighted fit is the weighted mean over all N training rows,
 :math:`L = \sum_i w_i \ell_i / \sum_i w_i`. A batch of B rows estimates it without bias as
 :math:`\frac{1}{B \bar w} \sum_{i \in b} w_i \ell_i`, with :math:`\bar w` the mean row weight of the training rows
-(:func:`mean_row_weight`); the batch's own weighted mean :math:`\sum_b w_i \ell_i / \sum_b w_i` would not be (a batch
-of one row would ignore its weight). On one batch of every row the two are equal.
+(taken by the model when training starts); the batch's own weighted mean :math:`\sum_b w_i \ell_i / \sum_b w_i`
+would not be (a batch of one row would ignore its weight). On one batch of every row the two are equal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["mean_row_weight", "split_batch", "weighted_mean"]
+__all__ = ["split_batch", "weighted_mean"]
 
 
 def split_batch(batch: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -39,18 +39,3 @@ def weighted_mean(row_losses: Tensor, weights: Tensor | None) -> Tensor:
         return row_losses.mean()
     weights = weights.to(row_losses.dtype)
     return (weights @ row_losses) / weights.sum().clamp_min(torch.finfo(row_losses.dtype).tiny)
-
-
-def mean_row_weight(row_weights: Iterable[Tensor | None], counts: Iterable[int]) -> float:
-    r"""Return :math:`\bar w`, the mean weight of the training rows, from their chunks' row weights (``None``: all 1).
-
-    Args:
-        row_weights: each chunk's row weights (n,), or ``None`` for a chunk whose rows weigh 1.
-        counts: each chunk's number of rows n.
-
-    """
-    total, rows = 0.0, 0
-    for weights, count in zip(row_weights, counts, strict=True):
-        total += float(count) if weights is None else float(weights.double().sum())
-        rows += count
-    return total / rows if rows else 1.0
