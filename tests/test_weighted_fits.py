@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import pytest
 import statsmodels.api as sm
@@ -103,16 +102,7 @@ def test_the_wls_table_equals_statsmodels() -> None:
 def test_the_optimality_gap_is_the_weighted_excess_over_weighted_least_squares() -> None:
     features, targets, weights = regression_rows()
     model = LinearRegression(3)  # two epochs of SGD: not at the optimum yet
-    trainer = pl.Trainer(
-        max_epochs=2,
-        precision="64-true",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(model, datamodule=ArraysDataModule(features, targets, weights=weights, batch_size=16))
+    trainer = fit(model, ArraysDataModule(features, targets, weights=weights, batch_size=16), epochs=2)
     optimum = SklearnLinearRegression().fit(features, targets, sample_weight=weights)
     [gap] = [callback for callback in trainer.callbacks if isinstance(callback, OptimalityGap)]  # the model's own
 
