@@ -112,3 +112,22 @@ def rentals_term(name: str) -> str:
     if name.startswith("num__missingindicator_"):
         return name.removeprefix("num__missingindicator_") + "_missing"
     return name.removeprefix("num__")
+
+
+#: The per-equation statistics statsmodels' OLS/WLS results and the package's OLSResults both have, by name.
+REGRESSION_STATISTICS = (
+    "rsquared",
+    "rsquared_adj",
+    "fvalue",
+    "f_pvalue",
+    "scale",
+    "ssr",
+    "ess",
+    "centered_tss",
+    "uncentered_tss",
+    "mse_model",
+    "mse_resid",
+    "llf",
+    "aic",
+    "bic",
+)

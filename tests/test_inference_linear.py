@@ -21,6 +21,7 @@ from lr_lightning.inference import (
     prediction_intervals,
 )
 from lr_lightning.streaming import LeastSquaresState, merge_all, solve
+from tests.helpers import REGRESSION_STATISTICS
 
 RTOL = 1e-6  # against statsmodels
 MERGE_RTOL = 1e-10  # the same numbers from another split of the rows
@@ -68,19 +69,7 @@ def _assert_matches(ours: OLSResults, k: int, reference: Any, columns: np.ndarra
             ours.conf_int(alpha)[k][keep], np.asarray(reference.conf_int(alpha))[keep], rtol=RTOL, err_msg=f"CI {alpha}"
         )
     np.testing.assert_allclose(ours.conf_int()[k][keep], np.asarray(reference.conf_int())[keep], rtol=RTOL)
-    scalars = (
-        "rsquared",
-        "rsquared_adj",
-        "fvalue",
-        "f_pvalue",
-        "scale",
-        "ssr",
-        "ess",
-        "centered_tss",
-        "uncentered_tss",
-    )
-    scalars += ("mse_model", "mse_resid", "llf", "aic", "bic")
-    for name in scalars:
+    for name in REGRESSION_STATISTICS:
         np.testing.assert_allclose(getattr(ours, name)[k], getattr(reference, name), rtol=RTOL, err_msg=name)
     np.testing.assert_allclose(ours.resid_std_err[k], np.sqrt(reference.scale), rtol=RTOL)
     assert ours.nobs == reference.nobs

@@ -19,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from lr_lightning.inference import COV_TYPES, HCAccumulator, OLSFit, fit_ols, ols_results, prediction_intervals
 from lr_lightning.penalties import sklearn_ridge_alpha
 from lr_lightning.streaming import LeastSquaresState, mean_squared_error, merge_all, optimality_gap_per_target, solve
+from tests.helpers import REGRESSION_STATISTICS
 
 RTOL = 1e-9  # against scikit-learn's solutions
 STATSMODELS_RTOL = 1e-8  # against statsmodels' summaries (we see 1e-12 and below)
@@ -156,22 +157,7 @@ def test_inference_of_a_weighted_state_is_statsmodels_wls(fit_intercept: bool, c
             np.testing.assert_allclose(getattr(ours, name)[k], getattr(reference, name), rtol=STATSMODELS_RTOL)
         np.testing.assert_allclose(ours.conf_int(0.1)[k], reference.conf_int(0.1), rtol=STATSMODELS_RTOL)
         np.testing.assert_allclose(ours.cov_params()[k], reference.cov_params(), rtol=1e-7, atol=1e-12)
-        for name in (
-            "rsquared",
-            "rsquared_adj",
-            "fvalue",
-            "f_pvalue",
-            "scale",
-            "ssr",
-            "ess",
-            "centered_tss",
-            "uncentered_tss",
-            "mse_model",
-            "mse_resid",
-            "llf",
-            "aic",
-            "bic",
-        ):
+        for name in REGRESSION_STATISTICS:
             assert getattr(ours, name)[k] == pytest.approx(float(getattr(reference, name)), rel=STATSMODELS_RTOL), name
         assert (ours.nobs, ours.df_model, ours.df_resid) == (reference.nobs, reference.df_model, reference.df_resid)
 
