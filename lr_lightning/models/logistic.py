@@ -16,6 +16,7 @@ from torchmetrics import AUROC, F1Score, MetricCollection
 
 from lr_lightning.data.contract import Task, TrainingData
 from lr_lightning.errors import InputError, require
+from lr_lightning.inference.logistic import class_counts
 from lr_lightning.models.base import LinearModelBase
 from lr_lightning.models.newton_fit import LogLossCertificate, NewtonEpoch
 from lr_lightning.models.solvers import check_solver
@@ -307,7 +308,7 @@ def _class_totals(data: TrainingData, num_classes: int) -> np.ndarray:
         return np.asarray(data.class_counts(), dtype=np.float64)
     totals = np.zeros(num_classes)
     for _, labels, weights in data.chunks("train"):
-        totals += np.bincount(np.asarray(labels, dtype=np.int64), weights=weights, minlength=num_classes)
+        totals += class_counts(labels, num_classes, weights)
     return totals
 
 

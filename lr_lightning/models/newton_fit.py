@@ -43,6 +43,7 @@ from lr_lightning.data.base import trainer_datamodule
 from lr_lightning.data.contract import TrainingData
 from lr_lightning.data.ranks import Ranks
 from lr_lightning.errors import InputError
+from lr_lightning.inference.logistic import class_counts
 from lr_lightning.streaming.newton_logistic import (
     Layout,
     LineSearchSums,
@@ -192,8 +193,7 @@ def final_sums(trainer: pl.Trainer, pl_module: pl.LightningModule) -> FinalSums 
     for features, labels, weights in _training_data(pl_module).chunks("train", ranks.rank, ranks.world_size):
         w = _row_weights(pl_module, labels, weights)
         sums.add(features, labels, theta, parameters.mean, parameters.scale, weights=w)
-        labels = np.asarray(labels).reshape(-1).astype(np.int64)
-        counts += np.bincount(labels, weights=w, minlength=pl_module.num_classes)
+        counts += class_counts(labels, pl_module.num_classes, w)
     merged = ranks.sum(np.concatenate([sums.to_vector(), counts]))
     size = merged.shape[0] - pl_module.num_classes
     return FinalSums(NewtonSums.from_vector(parameters.layout, merged[:size]), theta, merged[size:])
