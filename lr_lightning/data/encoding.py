@@ -42,6 +42,7 @@ from lr_lightning.data.encoding_record import (
     encoding_to_record,
     level_value,
 )
+from lr_lightning.data.readers.csv_scan import parse_number
 from lr_lightning.data.readers.text_columns import RowNamer  # (row index) -> "houses.csv, row 7"
 from lr_lightning.errors import InputError, require
 
@@ -130,17 +131,10 @@ def _first_row(codes: np.ndarray, bad: dict[int, str], column: str) -> _Problem 
 def _number(text: str) -> float | None:
     """Return the number in a cell (NaN for a missing cell, maybe infinite); ``None`` if it is not a number.
 
-    Python's ``float()`` also reads ``1_000`` and non-ASCII digits; numpy's parser, which reads numeric columns
-    without this module, does not, and the two must agree.
+    A present cell is read as numpy's parser reads numeric columns without this module (:func:`parse_number`), so
+    the two agree (``1_000`` and non-ASCII digits are not numbers).
     """
-    if text in MISSING_CELLS:
-        return float("nan")
-    if not text.isascii() or "_" in text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
+    return float("nan") if text in MISSING_CELLS else parse_number(text)
 
 
 def _read_numbers(column: str, cells: list[str], allow_missing: bool) -> tuple[np.ndarray, _Problem | None]:
