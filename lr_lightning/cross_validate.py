@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,5 +226,5 @@ def cv_main(args: Sequence[str]) -> list[Setting]:
     print(f"Cross-validation, {known.folds} folds:")
     print(format_table(settings))
     print(f"Table: {table}")
-    print(f"TensorBoard HParams: tensorboard --logdir {hparams.parent if os.sep in str(hparams) else hparams}")
+    print(f"TensorBoard HParams: tensorboard --logdir {hparams.parent}")
     return settings
